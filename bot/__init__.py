@@ -1,0 +1,1 @@
+"""usage-bot: compare what an LLM provider billed with what the gateway logged."""

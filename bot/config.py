@@ -1,0 +1,113 @@
+"""Configuration: one settings object, read once at start-up and passed down.
+
+Deployment values come from the environment (names below are part of the interface);
+the model catalog, thresholds and runbooks may also come from the TOML file named by
+`BOT_CONFIG`. Nothing else in the bot reads `os.environ`.
+"""
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.catalog import Catalog
+from bot.errors import ConfigError
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class CoverageThresholds(BaseModel):
+    """When coverage turns from acceptable into a verdict worth a person's time."""
+
+    unauthorized_below: float = 0.50
+    baseline_tolerance: float = 0.10
+    # The gateway may log a little more than was billed (retries, clock skew).
+    gateway_excess_ratio: float = 1.10
+    logs_tolerance: float = 0.05
+    environment: str = "production"
+
+
+class RunbookStep(BaseModel):
+    title: str
+    detail: str = ""
+    check: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be told, with the defaults it runs on."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    port: int = 3000
+    bot_admins: CommaList = []
+    admin_usergroup: str | None = None
+
+    # AWS: credentials, endpoint and retries stay with boto3's own chain.
+    aws_region: str = Field(
+        "us-east-1", validation_alias=AliasChoices("aws_region", "aws_default_region")
+    )
+    aws_timeout_seconds: float = 10.0
+    aws_max_attempts: int = 4
+
+    # Tinybird
+    tb_host: str = "https://api.tinybird.co"
+    tb_token: SecretStr | None = None
+    tb_timeout_seconds: float = 20.0
+
+    # Service journal over SSH
+    journal_hosts: CommaList = []
+    journal_unit: str = "text-pollinations.service"
+    ssh_key_path: Path | None = None
+    ssh_known_hosts: Path | None = None
+    journal_sudo: bool = False
+    ssh_timeout_seconds: float = 10.0
+    ingress_cidrs: CommaList = []
+
+    # Store, GitHub, watch
+    database_url: str = "sqlite:///usage-bot.db"
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_repository: str | None = None
+    alert_channel: str | None = None
+    watch_interval: int = 300
+    watch_window: str = "1h"
+    watch_cost_alert_usd: float = 5.0
+    watch_renotify: int = 3600
+    watch_recovery_checks: int = 2
+    watch_in_serve: bool = False
+    digest_at: str | None = None
+    timezone: str = "UTC"
+
+    bot_config: Path | None = None
+    catalog: Catalog = Field(default_factory=Catalog)
+    coverage: CoverageThresholds = Field(default_factory=CoverageThresholds)
+    runbooks: dict[str, list[RunbookStep]] = {}
+
+    @field_validator("bot_admins", "journal_hosts", "ingress_cidrs", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, then the TOML file it names, once."""
+    settings = Settings(**overrides)
+    if settings.bot_config is None:
+        return settings
+
+    try:
+        data = tomllib.loads(settings.bot_config.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"BOT_CONFIG {settings.bot_config}: {exc}") from exc
+    if "models" in data:
+        data["catalog"] = {"models": data.pop("models")}
+    return Settings(**{**data, **overrides})
