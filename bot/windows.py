@@ -43,7 +43,7 @@ class Window:
 
 
 def parse_duration(text: str) -> timedelta:
-    """Read `30m`, `1h`, `7d`; raise `InputError` naming the accepted forms otherwise."""
+    """Read `30m`, `1h`, `7d`; `InputError` naming the accepted forms otherwise."""
     match = _PATTERN.fullmatch(text.strip().lower())
     if match is None or int(match.group(1)) == 0:
         raise InputError(f"window must be {ACCEPTED_FORMS}; got {text[:40]!r}")
@@ -56,7 +56,7 @@ def looks_like_window(text: str) -> bool:
 
 
 def choose_period(span: timedelta, oldest_age: timedelta) -> int:
-    """The finest period that keeps the chart legible and that CloudWatch still holds."""
+    """The finest period that keeps a chart legible and that CloudWatch still holds."""
     finest = next(p for age, p in _RESOLUTION_BY_AGE if oldest_age <= age)
     for period in _PERIOD_LADDER:
         if period >= finest and span.total_seconds() / period <= _MAX_POINTS:
@@ -67,7 +67,7 @@ def choose_period(span: timedelta, oldest_age: timedelta) -> int:
 def resolve_window(
     text: str | None, now: datetime | None = None, period: int | None = None
 ) -> Window:
-    """Turn a typed window into aligned UTC bounds; the start is a multiple of period."""
+    """Turn a typed window into UTC bounds whose start is a multiple of the period."""
     label = (text or DEFAULT_WINDOW).strip().lower()
     span = parse_duration(label)
     if span > RETENTION:

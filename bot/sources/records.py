@@ -37,3 +37,11 @@ def totals_by_model(points: list[PeriodCounts]) -> dict[str, Counts]:
     for point in points:
         totals[point.model_id] = totals.get(point.model_id, Counts()) + point.counts
     return totals
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """A source that could not answer, named in the reply."""
+
+    source: str
+    message: str

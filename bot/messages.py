@@ -1,0 +1,40 @@
+"""Every sentence a person reads in Slack or a terminal, in one place."""
+
+from bot.errors import BotError, InputError, NotAllowed, SourceError
+from bot.windows import ACCEPTED_FORMS
+
+USAGE_HINTS = {
+    "usage": "/usage [MODEL|all] [WINDOW]   e.g. /usage opus 1h, /usage all 48h",
+    "coverage": "/coverage [MODEL|all|logs] [WINDOW]   e.g. /coverage opus 1h",
+    "ipcheck": "/ipcheck [IP] [WINDOW]   e.g. /ipcheck 1h, /ipcheck 203.0.113.9 6h",
+    "rotate-checklist": "/rotate-checklist [TOKEN_NAME|status]",
+}
+
+WINDOW_HINT = f"Windows are {ACCEPTED_FORMS}."
+NOT_ALLOWED = "Only the bot's admins (BOT_ADMINS) can do this; the attempt was logged."
+INTERNAL_ERROR = "Something went wrong on the bot's side; the details are in its log."
+
+
+def working(command: str, text: str) -> str:
+    asked = f"/{command} {text}".strip()
+    return f"Working on `{asked}`…"
+
+
+def bad_input(command: str, error: InputError) -> str:
+    """One line on what was wrong, then how to ask."""
+    return f"{error}\nUsage: `{USAGE_HINTS[command]}`"
+
+
+def for_user(command: str, error: BotError) -> str:
+    """What a Slack user reads when a command ends in a known error."""
+    if isinstance(error, InputError):
+        return bad_input(command, error)
+    if isinstance(error, NotAllowed):
+        return NOT_ALLOWED
+    if isinstance(error, SourceError):
+        return f"Could not reach {error.source}: {error.message}"
+    return str(error)
+
+
+def partial(sources: list[str]) -> str:
+    return "Partial answer: no data from " + ", ".join(sources) + "."

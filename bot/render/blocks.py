@@ -1,0 +1,95 @@
+"""Reports as Slack Block Kit messages, within Block Kit's limits."""
+
+from typing import Any
+
+from bot.render.tables import Table, to_text
+from bot.sources.records import SourceFailure
+
+Block = dict[str, Any]
+
+# Block Kit: 50 blocks a message, 3,000 characters a section's text, one table of
+# at most 100 rows and 20 columns, 150 characters in a header.
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_TABLE_ROWS = 100
+MAX_TABLE_COLUMNS = 20
+MAX_HEADER_CHARS = 150
+CUT_NOTE = "Answer cut to fit Slack; `usage-bot … --json` has all of it."
+
+
+def header(text: str) -> Block:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": text[:MAX_HEADER_CHARS]},
+    }
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def table_block(table: Table) -> Block:
+    """Slack's table block: header row plus data rows, numbers right-aligned."""
+    grid = [[c.name for c in table.columns], *table.all_rows()]
+    return {
+        "type": "table",
+        "column_settings": [{"align": c.align} for c in table.columns],
+        "rows": [
+            [{"type": "raw_text", "text": cell or " "} for cell in row] for row in grid
+        ],
+    }
+
+
+def monospace_sections(text: str) -> list[Block]:
+    """A long table as code blocks, split on line ends below the section limit."""
+    budget = MAX_SECTION_CHARS - len("``````")
+    chunks: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        if current and len(current) + len(line) + 1 > budget:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line[:budget]
+    if current:
+        chunks.append(current)
+    return [section(f"```{chunk}```") for chunk in chunks]
+
+
+def table_blocks(table: Table) -> list[Block]:
+    """The table block where it fits, a monospace fallback where it does not."""
+    fits = (
+        len(table.all_rows()) + 1 <= MAX_TABLE_ROWS
+        and len(table.columns) <= MAX_TABLE_COLUMNS
+    )
+    return [table_block(table)] if fits else monospace_sections(to_text(table))
+
+
+def errors_block(errors: list[SourceFailure]) -> list[Block]:
+    if not errors:
+        return []
+    lines = [f":warning: *{e.source}*: {e.message}" for e in errors]
+    return [section("Partial answer.\n" + "\n".join(lines))]
+
+
+def report_message(
+    table: Table,
+    errors: list[SourceFailure],
+    summary: str | None = None,
+    extra: list[Block] | None = None,
+) -> tuple[str, list[Block]]:
+    """Fallback text and blocks for a whole answer, trimmed to Slack's limits."""
+    blocks = [header(table.title)]
+    if summary:
+        blocks.append(section(summary))
+    blocks += table_blocks(table)
+    blocks += [context(note) for note in table.notes]
+    blocks += errors_block(errors)
+    blocks += extra or []
+
+    if len(blocks) > MAX_BLOCKS:
+        blocks = [*blocks[: MAX_BLOCKS - 1], context(CUT_NOTE)]
+    return summary or table.title, blocks

@@ -1,0 +1,39 @@
+"""Slash commands as Slack sees them: validate now, answer later."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.commands.answer import Answer, Chart, Prepared
+from bot.commands.charts import usage_png
+from bot.commands.usage import parse_usage, run_usage
+from bot.render import blocks, tables
+from bot.services import Services
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    """One slash command: its name, who may run it, and how to prepare an answer."""
+
+    name: str
+    prepare: Callable[[str, Services], Prepared]
+    admins_only: bool = False
+
+
+def prepare_usage(text: str, services: Services) -> Prepared:
+    request = parse_usage(text, services.settings)
+
+    async def answer() -> Answer:
+        report = await run_usage(request, services)
+        fallback, body = blocks.report_message(
+            tables.usage_table(report), report.errors
+        )
+        charts = []
+        if request.wants_chart and report.rows:
+            png = await usage_png(report, services.settings.timezone)
+            charts.append(Chart("usage.png", fallback, png))
+        return Answer(fallback, body, charts, partial=bool(report.errors))
+
+    return answer
+
+
+COMMANDS = [SlashCommand("usage", prepare_usage)]

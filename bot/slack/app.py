@@ -1,0 +1,144 @@
+"""The Slack app: slash commands acked at once, answered in the channel."""
+
+import logging
+import time
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from bot.commands.answer import Answer
+from bot.config import Settings
+from bot.errors import BotError, ConfigError, InputError
+from bot.services import Services
+from bot.slack.answers import COMMANDS, SlashCommand
+
+log = logging.getLogger(__name__)
+
+SLACK_TIMEOUT_SECONDS = 10
+# Errors that mean the bot cannot post in this channel; it answers through the
+# command's response_url instead, which always works for the person who asked.
+_NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
+
+
+def build_app(settings: Settings, services: Services) -> AsyncApp:
+    """An AsyncApp whose requests are always signature-checked."""
+    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        raise ConfigError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must both be set")
+
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=SLACK_TIMEOUT_SECONDS,
+    )
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        request_verification_enabled=True,
+    )
+    for command in COMMANDS:
+        _register(app, command, services)
+    return app
+
+
+def is_admin(user_id: str, settings: Settings) -> bool:
+    return user_id in settings.bot_admins
+
+
+def _register(app: AsyncApp, command: SlashCommand, services: Services) -> None:
+    async def handle(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
+        await run_slash_command(command, services, ack, body, respond, client)
+
+    app.command(f"/{command.name}")(handle)
+
+
+async def run_slash_command(
+    command: SlashCommand,
+    services: Services,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+) -> None:
+    """Validate, ack within Slack's 3 seconds, then work and post the answer."""
+    started = time.monotonic()
+    text, user = body.get("text", "").strip(), body.get("user_id", "")
+    outcome = "ok"
+    try:
+        if command.admins_only and not is_admin(user, services.settings):
+            outcome = "refused"
+            await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
+            return
+        try:
+            prepared = command.prepare(text, services)
+        except InputError as exc:
+            outcome = "bad-input"
+            await ack(
+                response_type="ephemeral",
+                text=messages.bad_input(command.name, exc),
+            )
+            return
+
+        await ack(response_type="ephemeral", text=messages.working(command.name, text))
+        try:
+            answer = await prepared()
+        except BotError as exc:
+            outcome = "error"
+            await respond(
+                response_type="ephemeral", text=messages.for_user(command.name, exc)
+            )
+            return
+        outcome = "partial" if answer.partial else "ok"
+        await post_answer(client, body, answer, respond)
+    except Exception:
+        outcome = "crash"
+        log.exception("command failed", extra={"command": command.name})
+        await respond(response_type="ephemeral", text=messages.INTERNAL_ERROR)
+    finally:
+        log.info(
+            "command",
+            extra={
+                "command": command.name,
+                "user": user,
+                "channel": body.get("channel_id"),
+                "outcome": outcome,
+                "ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+
+
+async def post_answer(
+    client: AsyncWebClient,
+    body: dict[str, Any],
+    answer: Answer,
+    respond: AsyncRespond,
+) -> None:
+    """Post in the channel and put the charts in the answer's thread."""
+    channel = body["channel_id"]
+    try:
+        posted = await client.chat_postMessage(
+            channel=channel, text=answer.text, blocks=answer.blocks
+        )
+    except SlackApiError as exc:
+        if exc.response.get("error") not in _NOT_POSTABLE:
+            raise
+        await respond(
+            response_type="in_channel", text=answer.text, blocks=answer.blocks
+        )
+        return
+
+    for chart in answer.charts:
+        await client.files_upload_v2(
+            channel=channel,
+            thread_ts=posted["ts"],
+            file=chart.png,
+            filename=chart.filename,
+            title=chart.title,
+        )
