@@ -64,7 +64,10 @@ async def run_usage(request: UsageRequest, services: Services) -> UsageReport:
         for name, ids, points, _ in answers
     ]
     report = reports[0] if len(reports) == 1 else _merge(request.window, reports)
-    report.errors = [failure for *_, failures in answers for failure in failures]
+    # Discovery and the data request often fail for one reason: say it once.
+    report.errors = list(
+        dict.fromkeys(failure for *_, failures in answers for failure in failures)
+    )
     missing = [name for name in wanted if name not in services.providers]
     report.errors += [
         SourceFailure(name, "provider is not configured") for name in missing

@@ -1,0 +1,101 @@
+"""The model catalog and the settings: defaults, aliases, TOML overrides."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.catalog import Catalog, Tier
+from bot.config import load_settings
+from bot.errors import ConfigError, InputError
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        ("opus", "claude-large"),
+        ("Claude-Opus-4.5", "claude-large"),
+        ("sonnet", "claude"),
+        ("haiku-3.5", "chickytutor"),
+        ("amazon.nova-micro-v1:0", "nova-fast"),
+        ("opus-4.1", "opus-4.1"),
+    ],
+    ids=["alias", "alias-any-case", "sonnet", "special", "provider-id", "legacy"],
+)
+def test_resolve_by_name_alias_or_id(typed: str, name: str) -> None:
+    assert Catalog().resolve(typed).name == name
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(InputError) as caught:
+        Catalog().resolve("opus'; DROP TABLE x --")
+
+    assert str(caught.value) == (
+        "model must be one of: all, nova-fast, nova-lite, claude-large, claude, "
+        'claude-fast, chickytutor, opus-4.1; got "opus\'; DROP TABLE x --"'
+    )
+
+
+def test_default_prices_and_baselines() -> None:
+    opus = Catalog().resolve("opus")
+
+    assert opus.provider_model_ids == ["global.anthropic.claude-opus-4-5-20251101-v1:0"]
+    assert opus.tier is Tier.PAID
+    assert opus.cost_usd(1_000_000, 100_000) == pytest.approx(7.5)
+    assert opus.baseline is not None and opus.baseline.input_tokens == 0.18
+
+
+def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment names are part of the interface; secrets stay masked."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")
+    monkeypatch.setenv("BOT_ADMINS", "U1, U2,,U3")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("PORT", "8080")
+
+    settings = load_settings()
+
+    assert settings.bot_admins == ["U1", "U2", "U3"]
+    assert settings.aws_region == "eu-central-1"
+    assert settings.port == 8080
+    assert "xoxb-secret" not in repr(settings)
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-secret"
+
+
+def test_toml_overrides_catalog_and_thresholds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        """
+[coverage]
+unauthorized_below = 0.4
+
+[[models]]
+name = "gpt-large"
+aliases = ["gpt"]
+provider = "azure-openai"
+provider_model_ids = ["gpt-5"]
+tier = "paid"
+input_usd_per_mtok = 1.25
+output_usd_per_mtok = 10
+"""
+    )
+    monkeypatch.setenv("BOT_CONFIG", str(config))
+
+    settings = load_settings()
+
+    assert [m.name for m in settings.catalog.models] == ["gpt-large"]
+    assert settings.catalog.resolve("gpt").provider == "azure-openai"
+    assert settings.coverage.unauthorized_below == 0.4
+
+
+def test_broken_toml_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text("[[models]\n")
+    monkeypatch.setenv("BOT_CONFIG", str(config))
+
+    with pytest.raises(ConfigError, match=r"^BOT_CONFIG .*bot\.toml: "):
+        load_settings()

@@ -1,0 +1,151 @@
+"""`usage-bot usage` against moto's CloudWatch, through boto3 over HTTP."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from bot.cli.main import main
+from bot.sources.records import Counts
+from bot.standins.cloudwatch import CloudWatchStandin
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+OPUS = "global.anthropic.claude-opus-4-5-20251101-v1:0"
+NOVA = "amazon.nova-micro-v1:0"
+THIEF = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+
+
+@pytest.fixture
+def billed(cloudwatch: CloudWatchStandin) -> CloudWatchStandin:
+    """Three hours of known traffic, plus one model the catalog does not know."""
+    rows = []
+    for hours_ago in (1, 2, 3):
+        stamp = NOW - timedelta(hours=hours_ago, minutes=-10)
+        rows.append((OPUS, stamp, Counts(100, 200_000, 10_000, 5)))
+        rows.append((NOVA, stamp, Counts(1_000, 50_000, 20_000, 0)))
+    rows.append((THIEF, NOW - timedelta(hours=30), Counts(7, 7_000, 700, 0)))
+    # Outside a 48h window: must not be counted.
+    rows.append((OPUS, NOW - timedelta(hours=60), Counts(999, 1, 1, 1)))
+    cloudwatch.put_counts(rows)
+    return cloudwatch
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    with time_machine.travel(NOW, tick=False):
+        status = main(["usage", *args, "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def by_id(doc: dict) -> dict[str, dict]:
+    return {m["provider_model_id"]: m for m in doc["models"]}
+
+
+def test_all_48h_matches_cloudwatch_in_two_requests(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Figures to the unit, unknown models included, one ListMetrics + one GMD."""
+    status, doc = run_json(capsys, "all", "48h")
+
+    assert status == 0
+    assert billed.actions == ["ListMetrics", "GetMetricData"]
+    models = by_id(doc)
+    assert models[OPUS] == {
+        "model": "claude-large",
+        "provider": "bedrock",
+        "provider_model_id": OPUS,
+        "known": True,
+        "invocations": 300,
+        "input_tokens": 600_000,
+        "output_tokens": 30_000,
+        "throttles": 15,
+        "cost_usd": 3.75,
+    }
+    assert models[NOVA]["invocations"] == 3_000
+    assert models[NOVA]["cost_usd"] == pytest.approx(0.01365)
+    assert models[THIEF] == {
+        "model": None,
+        "provider": "bedrock",
+        "provider_model_id": THIEF,
+        "known": False,
+        "invocations": 7,
+        "input_tokens": 7_000,
+        "output_tokens": 700,
+        "throttles": 0,
+        "cost_usd": None,
+    }
+    assert doc["total"]["invocations"] == 3_307
+    assert doc["window"] == {
+        "start": "2026-12-01T12:00:00+00:00",
+        "end": "2026-12-03T12:00:00+00:00",
+    }
+    assert doc["errors"] == []
+
+
+def test_one_model_asks_only_for_it(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A named model needs no discovery, and its chart is written with --plot."""
+    chart = tmp_path / "opus.png"
+
+    status, doc = run_json(capsys, "opus", "6h", "--plot", str(chart))
+
+    assert status == 0
+    assert billed.actions == ["GetMetricData"]
+    assert [m["model"] for m in doc["models"]] == ["claude-large"]
+    assert doc["models"][0]["invocations"] == 300
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["opus", "0h"], "window must be a number and a unit"),
+        (["gpt-9"], "model must be one of: all, nova-fast"),
+        (["opus", "1h", "extra"], "unexpected argument 'extra'"),
+    ],
+    ids=["bad-window", "unknown-model", "extra-word"],
+)
+def test_bad_input_exits_2_without_calling_cloudwatch(
+    cloudwatch: CloudWatchStandin,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    status = main(["usage", *args, "--json"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.startswith(message)
+    assert "Usage: `/usage [MODEL|all] [WINDOW]" in captured.err
+    assert cloudwatch.requests == 0
+
+
+def test_unreachable_cloudwatch_is_a_named_partial_answer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens on the endpoint: exit 1, the source named, no traceback."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_TIMEOUT_SECONDS", "1")
+
+    status, doc = run_json(capsys, "all", "1h")
+
+    assert status == 1
+    assert doc["models"] == []
+    assert [e["source"] for e in doc["errors"]] == ["cloudwatch"]
+    assert "Could not connect to the endpoint URL" in doc["errors"][0]["message"]
+
+
+def test_terminal_table(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with time_machine.travel(NOW, tick=False):
+        status = main(["usage", "all"])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[3:7]}
+    assert rows["claude-large"] == ["300", "600.0k", "30.0k", "15", "(4.8%)", "$3.75"]
+    assert f"unknown: {THIEF}" in out
