@@ -1,0 +1,142 @@
+"""`/usage` end to end: signed HTTP to the Bolt app, answers in the Slack stand-in."""
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from bot.sources.records import Counts
+from bot.standins.cloudwatch import CloudWatchStandin
+from bot.standins.slack_api import SlackApiStandIn
+from tests.slackbot import BOT_TOKEN, CHANNEL, RunningBot, running_bot, signature
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+OPUS = "global.anthropic.claude-opus-4-5-20251101-v1:0"
+
+
+@pytest.fixture
+def frozen() -> Iterator[None]:
+    # Time moves (Bolt and aiohttp need it to) but starts at a known instant.
+    with time_machine.travel(NOW, tick=True):
+        yield
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackApiStandIn]:
+    with SlackApiStandIn(token=BOT_TOKEN) as standin:
+        yield standin
+
+
+@pytest.fixture
+async def bot(
+    frozen: None, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+) -> AsyncIterator[RunningBot]:
+    cloudwatch.put_counts(
+        [
+            (
+                OPUS,
+                NOW - timedelta(hours=2, minutes=-5),
+                Counts(120, 480_000, 9_000, 3),
+            ),
+            (OPUS, NOW - timedelta(hours=1, minutes=-5), Counts(80, 320_000, 6_000, 1)),
+        ]
+    )
+    async with running_bot(slack) as running:
+        yield running
+
+
+def table_rows(blocks: list[dict]) -> list[list[str]]:
+    (table,) = [b for b in blocks if b["type"] == "table"]
+    return [[cell["text"] for cell in row] for row in table["rows"]]
+
+
+async def test_usage_acks_then_posts_figures_and_chart(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    """The ack says it is working; the channel gets the table; the thread the chart."""
+    response = await bot.command("usage", "opus 6h")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "response_type": "ephemeral",
+        "text": "Working on `/usage opus 6h`…",
+    }
+    (post,) = await slack.wait_for_async("chat.postMessage")
+    (upload,) = await slack.wait_for_async("files.completeUploadExternal")
+
+    assert post.params["channel"] == CHANNEL
+    assert table_rows(post.params["blocks"]) == [
+        ["model", "invocations", "input tok", "output tok", "throttles", "cost"],
+        ["claude-large", "200", "800.0k", "15.0k", "4 (2.0%)", "$4.38"],
+        ["total", "200", "800.0k", "15.0k", "4", "$4.38"],
+    ]
+    assert upload.params["channel_id"] == CHANNEL
+    # The stand-in numbers its messages from 1_700_000_000.000001 on.
+    assert upload.params["thread_ts"] == "1700000000.000001"
+    (stored,) = slack.uploads.values()
+    assert stored.content is not None and stored.content.startswith(b"\x89PNG")
+
+
+async def test_bad_input_gets_an_ephemeral_hint_and_costs_nothing(
+    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+) -> None:
+    response = await bot.command("usage", "opus 99x")
+
+    assert response.json() == {
+        "response_type": "ephemeral",
+        "text": "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w; got '99x'\n"
+        "Usage: `/usage [MODEL|all] [WINDOW]   e.g. /usage opus 1h, /usage all 48h`",
+    }
+    assert cloudwatch.requests == 0
+    assert slack.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Slack-Request-Timestamp": "{now}", "X-Slack-Signature": "v0=deadbeef"},
+        {"X-Slack-Request-Timestamp": "{stale}", "X-Slack-Signature": "{stale_sig}"},
+        {"X-Slack-Request-Timestamp": "{now}", "X-Slack-Signature": "{other_secret}"},
+    ],
+    ids=["missing", "bad", "stale", "wrong-secret"],
+)
+async def test_unsigned_or_badly_signed_requests_are_refused(
+    bot: RunningBot,
+    slack: SlackApiStandIn,
+    cloudwatch: CloudWatchStandin,
+    headers: dict[str, str],
+) -> None:
+    body = b"command=%2Fusage&text=all&user_id=UADMIN&channel_id=CINCIDENT"
+    now, stale = int(time.time()), int(time.time()) - 10 * 60
+    values = {
+        "now": str(now),
+        "stale": str(stale),
+        "stale_sig": signature(body, stale),
+        "other_secret": signature(body, now, secret="not-the-secret"),
+    }
+    filled = {k: v.format(**values) for k, v in headers.items()}
+
+    response = await bot.post(body, filled)
+
+    assert response.status_code == 401
+    assert cloudwatch.requests == 0
+    assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_source_failure_is_a_partial_answer_without_traceback(
+    bot: RunningBot, slack: SlackApiStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CloudWatch unreachable: the channel is told which source failed, and why."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    async with running_bot(slack, aws_max_attempts=1) as broken:
+        await broken.command("usage", "all 1h")
+
+        (post,) = await slack.wait_for_async("chat.postMessage")
+
+    text = str(post.params["blocks"])
+    assert "Partial answer." in text
+    assert "*cloudwatch*: Could not connect to the endpoint URL" in text
+    assert "Traceback" not in text
