@@ -18,9 +18,11 @@ class Services:
         return self.providers.get(name)
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(
+    settings: Settings, providers: dict[str, ProviderMetrics] | None = None
+) -> Services:
     """Connect the sources the settings describe; clients open lazily."""
     return Services(
         settings=settings,
-        providers={"bedrock": CloudWatchMetrics(settings)},
+        providers=providers or {"bedrock": CloudWatchMetrics(settings)},
     )

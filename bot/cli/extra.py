@@ -1,7 +1,10 @@
-"""Sub-commands that run the bot rather than ask it: serve, demo."""
+"""Sub-commands that run the bot rather than ask it: serve and demo."""
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from bot.config import Settings
 
 
 def register(commands: Any) -> None:
@@ -9,9 +12,28 @@ def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the Slack app")
     serve.set_defaults(handler=_serve)
 
+    demo = commands.add_parser(
+        "demo", help="run every command on local stand-ins with a synthetic incident"
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="where charts are written"
+    )
+    demo.add_argument(
+        "--slack",
+        action="store_true",
+        help="serve Slack (tokens from the environment) against the stand-ins",
+    )
+    demo.set_defaults(handler=_demo)
 
-async def _serve(args: argparse.Namespace, settings: Any) -> int:
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.server import serve
 
     await serve(settings)
     return 0
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli.demo import run_demo
+
+    return await run_demo(args, settings)

@@ -16,45 +16,66 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot import logs, messages
-from bot.commands.charts import usage_png
-from bot.commands.usage import parse_usage, run_usage
+from bot.cli import answers
+from bot.cli.answers import TerminalAnswer, TerminalPrepared
 from bot.config import Settings, load_settings
 from bot.errors import BotError, InputError
-from bot.render import jsondoc, tables
-from bot.services import build_services
+from bot.render import tables
+from bot.services import Services, build_services
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT = 0, 1, 2
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+Preparer = Callable[[str, Services], TerminalPrepared]
 
 
-def emit(args: argparse.Namespace, doc: dict[str, Any], table: tables.Table) -> None:
-    """Print the answer in the form asked for."""
-    if args.json:
-        print(json.dumps(doc, indent=2))
+def print_answer(answer: TerminalAnswer, as_json: bool) -> None:
+    """The answer on stdout: one JSON document, or titled tables."""
+    if as_json:
+        print(json.dumps(answer.doc, indent=2))
         return
-    print(table.title)
-    print(tables.to_text(table))
-    for note in table.notes:
+    for table in answer.tables:
+        print(f"\n{table.title}")
+        print(tables.to_text(table))
+        for note in table.notes:
+            print(note)
+    for note in answer.notes:
         print(note)
-    for error in doc.get("errors", []):
+    for error in answer.doc.get("errors", []):
         print(f"! {error['source']}: {error['message']}")
 
 
-async def _usage(args: argparse.Namespace, settings: Settings) -> int:
-    words = " ".join(args.words + (["hourly"] if args.hourly else []))
-    try:
-        request = parse_usage(words, settings)
-    except InputError as exc:
-        print(messages.bad_input("usage", exc), file=sys.stderr)
-        return EXIT_BAD_INPUT
+def command_handler(name: str, prepare: Preparer) -> Handler:
+    """A sub-command that validates its words, asks, prints, and writes charts."""
 
-    report = await run_usage(request, build_services(settings))
-    emit(args, jsondoc.usage_doc(report), tables.usage_table(report))
-    if args.plot and report.rows:
-        args.plot.write_bytes(await usage_png(report, settings.timezone))
-        print(f"chart written to {args.plot}", file=sys.stderr)
-    return EXIT_PARTIAL if report.errors else EXIT_OK
+    async def handle(args: argparse.Namespace, settings: Settings) -> int:
+        words = " ".join(args.words + [f for f in getattr(args, "flags", [])])
+        services = build_services(settings)
+        try:
+            prepared = prepare(words, services)
+        except InputError as exc:
+            print(messages.bad_input(name, exc), file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+        answer = await prepared()
+        print_answer(answer, args.json)
+        if args.plot and answer.charts:
+            args.plot.write_bytes(answer.charts[0].png)
+            print(f"chart written to {args.plot}", file=sys.stderr)
+        return EXIT_PARTIAL if answer.partial else EXIT_OK
+
+    return handle
+
+
+def _add_query(
+    commands: Any, name: str, summary: str, words: str, prepare: Preparer
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary)
+    parser.add_argument("words", nargs="*", help=words)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--plot", type=Path, help="write the chart to this PNG file")
+    parser.set_defaults(handler=command_handler(name, prepare), flags=[])
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,12 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    usage = commands.add_parser("usage", help="invocations, tokens and cost per model")
-    usage.add_argument("words", nargs="*", help="[MODEL|all] [WINDOW], e.g. opus 1h")
-    usage.add_argument("--json", action="store_true", help="one JSON document")
-    usage.add_argument("--hourly", action="store_true", help="chart every period")
-    usage.add_argument("--plot", type=Path, help="write the chart to this PNG")
-    usage.set_defaults(handler=_usage)
+    usage = _add_query(
+        commands,
+        "usage",
+        "invocations, tokens, throttles and cost per model",
+        "[MODEL|all] [WINDOW], e.g. opus 1h",
+        answers.prepare_usage,
+    )
+    usage.add_argument(
+        "--hourly",
+        dest="flags",
+        action="append_const",
+        const="hourly",
+        help="chart every period",
+    )
 
     from bot.cli import extra
 

@@ -51,7 +51,11 @@ def to_text(table: Table) -> str:
 def usage_table(report: UsageReport) -> Table:
     """`/usage`: one row per provider model ID, busiest first, and a total."""
     rows = []
+    idle = []
     for row in report.rows:
+        if not (row.counts.invocations or row.counts.throttles):
+            idle.append(row.name or row.model_id)
+            continue
         rows.append(
             [
                 row.name or f"unknown: {row.model_id}",
@@ -71,6 +75,8 @@ def usage_table(report: UsageReport) -> Table:
             "Not in the catalog (billed, price unknown): "
             + ", ".join(report.unknown_models)
         )
+    if idle:
+        notes.append("No traffic: " + ", ".join(idle))
     return Table(
         title=f"Bedrock usage, last {report.window.label}",
         columns=[

@@ -46,14 +46,28 @@ class CloudWatchMetrics:
 
     name = "bedrock"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        endpoint_url: str | None = None,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        """Endpoint and credentials come from boto3's chain unless given (stand-ins)."""
         config = Config(
             region_name=settings.aws_region,
             connect_timeout=settings.aws_timeout_seconds,
             read_timeout=settings.aws_timeout_seconds,
             retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts},
         )
-        self._client: CloudWatchClient = boto3.client("cloudwatch", config=config)
+        key_id, secret = credentials or (None, None)
+        self._client: CloudWatchClient = boto3.client(
+            "cloudwatch",
+            config=config,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
         self.requests = 0
 
     async def active_model_ids(self, window: Window) -> list[str]:
