@@ -7,7 +7,7 @@ import pytest
 from bot.config import Settings
 from bot.standins.cloudwatch import CloudWatchStandin
 
-pytest_plugins = ["tests.fixtures_slack"]
+pytest_plugins = ["tests.fixtures_slack", "tests.fixtures_tinybird"]
 
 # Every variable the bot reads, so a developer's shell cannot leak into a test.
 _BOT_ENV = [name.upper() for name in Settings.model_fields] + [
