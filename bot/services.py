@@ -4,7 +4,9 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.sources.cloudwatch import CloudWatchMetrics
+from bot.sources.gateway import GatewayEvents, TinybirdGateway
 from bot.sources.provider import ProviderMetrics
+from bot.sources.tinybird import TinybirdClient
 
 
 @dataclass
@@ -13,16 +15,21 @@ class Services:
 
     settings: Settings
     providers: dict[str, ProviderMetrics] = field(default_factory=dict)
-
-    def provider(self, name: str) -> ProviderMetrics | None:
-        return self.providers.get(name)
+    # None when the settings do not say how to reach the event store.
+    gateway: GatewayEvents | None = None
 
 
 def build_services(
     settings: Settings, providers: dict[str, ProviderMetrics] | None = None
 ) -> Services:
     """Connect the sources the settings describe; clients open lazily."""
+    gateway = None
+    if settings.tb_token is not None:
+        gateway = TinybirdGateway(
+            TinybirdClient.from_settings(settings), settings.coverage.environment
+        )
     return Services(
         settings=settings,
         providers=providers or {"bedrock": CloudWatchMetrics(settings)},
+        gateway=gateway,
     )

@@ -7,7 +7,12 @@ import pytest
 from bot.config import Settings
 from bot.standins.cloudwatch import CloudWatchStandin
 
-pytest_plugins = ["tests.fixtures_slack", "tests.fixtures_tinybird"]
+pytest_plugins = [
+    "tests.fixtures_slack",
+    "tests.fixtures_tinybird",
+    "tests.fixtures_pg",
+    "tests.fixtures_ssh",
+]
 
 # Every variable the bot reads, so a developer's shell cannot leak into a test.
 _BOT_ENV = [name.upper() for name in Settings.model_fields] + [

@@ -45,7 +45,7 @@ class ModelCoverage:
 
     model_id: str
     spec: ModelSpec | None
-    provider: Counts
+    provider: Counts | None
     gateway: Counts | None
     verdict: Verdict
     series: list[PeriodCoverage] = field(default_factory=list)
@@ -69,23 +69,23 @@ class ModelCoverage:
         return self._share("output_tokens")
 
     def _share(self, field: str) -> float | None:
-        if self.gateway is None:
+        if self.gateway is None or self.provider is None:
             return None
         return ratio(getattr(self.gateway, field), getattr(self.provider, field))
 
     @property
     def uncovered(self) -> Counts:
         """What the provider billed beyond what the gateway logged."""
-        logged = self.gateway or Counts()
+        billed, logged = self.provider or Counts(), self.gateway or Counts()
         return Counts(
-            max(0, self.provider.invocations - logged.invocations),
-            max(0, self.provider.input_tokens - logged.input_tokens),
-            max(0, self.provider.output_tokens - logged.output_tokens),
+            max(0, billed.invocations - logged.invocations),
+            max(0, billed.input_tokens - logged.input_tokens),
+            max(0, billed.output_tokens - logged.output_tokens),
         )
 
     @property
     def uncovered_cost_usd(self) -> float | None:
-        if self.spec is None or self.gateway is None:
+        if self.spec is None or self.gateway is None or self.provider is None:
             return None
         gap = self.uncovered
         return self.spec.cost_usd(gap.input_tokens, gap.output_tokens)
@@ -116,13 +116,13 @@ def ratio(part: int, whole: int) -> float | None:
 
 
 def judge(
-    provider: Counts,
+    provider: Counts | None,
     gateway: Counts | None,
     spec: ModelSpec | None,
     thresholds: CoverageThresholds,
 ) -> Verdict:
     """The verdict for one model's totals, first matching rule wins."""
-    if gateway is None:
+    if gateway is None or provider is None:
         return Verdict.NO_DATA
     if provider.invocations == 0 and gateway.invocations == 0:
         return Verdict.NO_TRAFFIC
@@ -174,21 +174,21 @@ def compare(
     provider_name: str,
     catalog: Catalog,
     model_ids: list[str],
-    billed: list[PeriodCounts],
+    billed: list[PeriodCounts] | None,
     logged: list[PeriodCounts] | None,
     thresholds: CoverageThresholds,
 ) -> CoverageReport:
-    """Per model and per period, provider against gateway; `logged` None: no gateway."""
-    billed_totals = totals_by_model(billed)
+    """Per model and per period, provider against gateway; None: that side failed."""
+    billed_totals = totals_by_model(billed or [])
     logged_totals = totals_by_model(logged or [])
     wanted = list(dict.fromkeys([*model_ids, *billed_totals, *logged_totals]))
 
     models = []
     for model_id in wanted:
         spec = catalog.by_provider_id(provider_name, model_id)
-        provider = billed_totals.get(model_id, Counts())
+        provider = None if billed is None else billed_totals.get(model_id, Counts())
         gateway = None if logged is None else logged_totals.get(model_id, Counts())
-        series = _series(model_id, billed, logged or [])
+        series = _series(model_id, billed or [], logged or [])
         began, ended = gap_bounds(series, thresholds.unauthorized_below)
         models.append(
             ModelCoverage(

@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.commands.answer import Chart
-from bot.commands.charts import usage_png
+from bot.commands.charts import chart_subject, coverage_png, usage_png
+from bot.commands.coverage import parse_coverage, run_coverage
 from bot.commands.usage import parse_usage, run_usage
-from bot.render import jsondoc, tables
+from bot.render import blocks, jsondoc, tables
 from bot.services import Services
 
 
@@ -41,3 +42,32 @@ def prepare_usage(words: str, services: Services) -> TerminalPrepared:
         )
 
     return answer
+
+
+def prepare_coverage(words: str, services: Services) -> TerminalPrepared:
+    request = parse_coverage(words, services.settings)
+    tz = services.settings.timezone
+
+    async def answer() -> TerminalAnswer:
+        report = await run_coverage(request, services)
+        charts = []
+        subject = chart_subject(report)
+        if subject is not None:
+            png = await coverage_png(report, subject, tz)
+            charts.append(Chart("coverage.png", f"coverage of {subject.model_id}", png))
+        return TerminalAnswer(
+            doc=jsondoc.coverage_doc(report),
+            tables=[tables.coverage_table(report)],
+            charts=charts,
+            partial=bool(report.errors),
+            notes=[_plain(blocks.coverage_summary(report, tz))],
+        )
+
+    return answer
+
+
+def _plain(mrkdwn: str) -> str:
+    """Slack's emoji codes and bold marks read as noise in a terminal."""
+    for code, word in ((":rotating_light: ", "! "), (":white_check_mark: ", "")):
+        mrkdwn = mrkdwn.replace(code, word)
+    return mrkdwn.replace("*", "").replace("`", "")

@@ -22,13 +22,15 @@ from bot.standins.stack import Stack
 TOUR: list[tuple[str, str]] = [
     ("usage", "all 48h"),
     ("usage", "opus 48h"),
+    ("coverage", "all 48h"),
+    ("coverage", "opus 1h"),
 ]
 
 
 def tour_commands() -> dict[str, Preparer]:
     from bot.cli import answers
 
-    return {"usage": answers.prepare_usage}
+    return {"usage": answers.prepare_usage, "coverage": answers.prepare_coverage}
 
 
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:

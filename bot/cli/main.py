@@ -102,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="chart every period",
     )
 
+    _add_query(
+        commands,
+        "coverage",
+        "what the provider billed against what the gateway logged",
+        "[MODEL|all|logs] [WINDOW], e.g. opus 1h",
+        answers.prepare_coverage,
+    )
+
     from bot.cli import extra
 
     extra.register(commands)

@@ -4,8 +4,9 @@ import asyncio
 from collections import defaultdict
 from datetime import datetime
 
+from bot.analysis.coverage import CoverageReport, ModelCoverage, Verdict
 from bot.analysis.usage import UsageReport
-from bot.render.plots import usage_chart
+from bot.render.plots import CoverageBox, coverage_chart, usage_chart
 
 
 def _usage_png(report: UsageReport, tz: str) -> bytes:
@@ -29,3 +30,36 @@ def _usage_png(report: UsageReport, tz: str) -> bytes:
 async def usage_png(report: UsageReport, tz: str) -> bytes:
     """Matplotlib is CPU-bound and blocking, so it draws in a worker thread."""
     return await asyncio.to_thread(_usage_png, report, tz)
+
+
+def chart_subject(report: CoverageReport) -> ModelCoverage | None:
+    """The model whose gap a chart should show: the worst one with any traffic."""
+    for model in report.worst():
+        if model.series and model.verdict not in (Verdict.NO_TRAFFIC, Verdict.NO_DATA):
+            return model
+    return None
+
+
+def _coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> bytes:
+    box = CoverageBox(
+        provider_total=model.provider.invocations if model.provider else 0,
+        gateway_total=model.gateway.invocations if model.gateway else 0,
+        coverage=model.invocation_coverage,
+        uncovered=model.uncovered.invocations,
+        uncovered_cost_usd=model.uncovered_cost_usd,
+        label=f"Verdict: {model.verdict.value}",
+    )
+    return coverage_chart(
+        title=f"{model.name or model.model_id} · last {report.window.label}"
+        " · provider vs gateway",
+        periods=[p.start for p in model.series],
+        provider=[p.provider for p in model.series],
+        gateway=[p.gateway for p in model.series],
+        period_seconds=report.window.period,
+        tz=tz,
+        totals=box,
+    )
+
+
+async def coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> bytes:
+    return await asyncio.to_thread(_coverage_png, report, model, tz)

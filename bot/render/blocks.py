@@ -1,7 +1,11 @@
 """Reports as Slack Block Kit messages, within Block Kit's limits."""
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from bot.analysis.coverage import CoverageReport, Verdict
+from bot.render import numbers
 from bot.render.tables import Table, to_text
 from bot.sources.records import SourceFailure
 
@@ -14,6 +18,11 @@ MAX_SECTION_CHARS = 3000
 MAX_TABLE_ROWS = 100
 MAX_TABLE_COLUMNS = 20
 MAX_HEADER_CHARS = 150
+_ALARMING = (
+    Verdict.LIKELY_UNAUTHORIZED,
+    Verdict.BELOW_BASELINE,
+    Verdict.GATEWAY_EXCEEDS_PROVIDER,
+)
 CUT_NOTE = "Answer cut to fit Slack; `usage-bot … --json` has all of it."
 
 
@@ -93,3 +102,31 @@ def report_message(
     if len(blocks) > MAX_BLOCKS:
         blocks = [*blocks[: MAX_BLOCKS - 1], context(CUT_NOTE)]
     return summary or table.title, blocks
+
+
+def local_time(moment: datetime, tz: str) -> str:
+    return moment.astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M %Z")
+
+
+def coverage_summary(report: CoverageReport, tz: str) -> str:
+    """The first lines an incident channel reads: the worst finding, in words."""
+    flagged = [m for m in report.worst() if m.verdict in _ALARMING]
+    if not flagged:
+        return ":white_check_mark: Every model's traffic is covered by the gateway."
+
+    lines = []
+    for model in flagged[:5]:
+        name = model.name or f"`{model.model_id}` (not in the catalog)"
+        line = (
+            f":rotating_light: *{name}*: {numbers.share(model.invocation_coverage)} "
+            f"of billed calls passed the gateway ({model.verdict.value}); "
+            f"{numbers.count(model.uncovered.invocations)} uncovered calls, "
+            f"{numbers.usd(model.uncovered_cost_usd)}"
+        )
+        if model.gap_began is not None:
+            since = local_time(model.gap_began, tz)
+            line += f", gap since {since}"
+            if model.gap_ended is not None:
+                line += f" until {local_time(model.gap_ended, tz)}"
+        lines.append(line + ".")
+    return "\n".join(lines)

@@ -3,8 +3,10 @@
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.analysis.coverage import CoverageReport, Verdict
 from bot.analysis.usage import UsageReport
 from bot.render import numbers
+from bot.sources.records import Counts
 
 Align = Literal["left", "right"]
 
@@ -95,6 +97,60 @@ def usage_table(report: UsageReport) -> Table:
             numbers.compact(total.output_tokens),
             numbers.count(total.throttles),
             numbers.usd(report.total_cost_usd),
+        ],
+        notes=notes,
+    )
+
+
+def _counts_cell(counts: Counts | None) -> str:
+    return "n/a" if counts is None else numbers.count(counts.invocations)
+
+
+def coverage_table(report: CoverageReport) -> Table:
+    """`/coverage`: billed against logged per model, worst first."""
+    rows = []
+    quiet = []
+    for model in report.worst():
+        if model.verdict is Verdict.NO_TRAFFIC:
+            quiet.append(model.name or model.model_id)
+            continue
+        rows.append(
+            [
+                model.name or f"unknown: {model.model_id}",
+                _counts_cell(model.provider),
+                _counts_cell(model.gateway),
+                numbers.share(model.invocation_coverage),
+                numbers.share(model.input_token_coverage),
+                numbers.count(model.uncovered.invocations),
+                numbers.usd(model.uncovered_cost_usd),
+                model.verdict.value,
+            ]
+        )
+
+    notes = [f"No traffic: {', '.join(quiet)}"] if quiet else []
+    return Table(
+        title=f"Coverage, {report.provider} against the gateway, "
+        f"last {report.window.label}",
+        columns=[
+            Column("model", "left"),
+            Column("billed"),
+            Column("logged"),
+            Column("calls"),
+            Column("input tok"),
+            Column("uncovered"),
+            Column("uncovered $"),
+            Column("verdict", "left"),
+        ],
+        rows=rows,
+        total=[
+            "total",
+            "",
+            "",
+            "",
+            "",
+            numbers.count(sum(m.uncovered.invocations for m in report.models)),
+            numbers.usd(report.uncovered_cost_usd),
+            "",
         ],
         notes=notes,
     )

@@ -4,7 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.commands.answer import Answer, Chart, Prepared
-from bot.commands.charts import usage_png
+from bot.commands.charts import chart_subject, coverage_png, usage_png
+from bot.commands.coverage import parse_coverage, run_coverage
 from bot.commands.usage import parse_usage, run_usage
 from bot.render import blocks, tables
 from bot.services import Services
@@ -36,4 +37,27 @@ def prepare_usage(text: str, services: Services) -> Prepared:
     return answer
 
 
-COMMANDS = [SlashCommand("usage", prepare_usage)]
+def prepare_coverage(text: str, services: Services) -> Prepared:
+    request = parse_coverage(text, services.settings)
+    tz = services.settings.timezone
+
+    async def answer() -> Answer:
+        report = await run_coverage(request, services)
+        summary = blocks.coverage_summary(report, tz)
+        _, body = blocks.report_message(
+            tables.coverage_table(report), report.errors, summary=summary
+        )
+        charts = []
+        subject = chart_subject(report)
+        if subject is not None:
+            png = await coverage_png(report, subject, tz)
+            charts.append(Chart("coverage.png", f"Coverage of {subject.model_id}", png))
+        return Answer(summary, body, charts, partial=bool(report.errors))
+
+    return answer
+
+
+COMMANDS = [
+    SlashCommand("usage", prepare_usage),
+    SlashCommand("coverage", prepare_coverage),
+]

@@ -82,3 +82,28 @@ def _epoch(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError(f"window bounds must be timezone-aware; got {moment}")
     return int(moment.timestamp())
+
+
+class GatewayEvents(Protocol):
+    """What the gateway logged, per provider model ID and period."""
+
+    name: str
+
+    async def usage(self, window: Window, model_ids: list[str]) -> list[PeriodCounts]:
+        """Calls and tokens the gateway served through these provider model IDs."""
+        ...
+
+
+class TinybirdGateway:
+    """The `GatewayEvents` of our gateway: its `generation_event` table."""
+
+    name = "tinybird"
+
+    def __init__(self, runner: SqlRunner, environment: str) -> None:
+        self._runner = runner
+        self._environment = environment
+
+    async def usage(self, window: Window, model_ids: list[str]) -> list[PeriodCounts]:
+        return await fetch_gateway_usage(
+            self._runner, window, model_ids, self._environment
+        )

@@ -1,0 +1,59 @@
+"""Does the gateway see every call the service logged? Journal vs gateway per model."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.sources.records import Counts
+
+DEFAULT_TOLERANCE = 0.05
+
+
+class LogsVerdict(StrEnum):
+    """How the gateway's events compare with the service's own log."""
+
+    CONSISTENT = "consistent"
+    GATEWAY_MISSING_EVENTS = "gateway-missing-events"
+    GATEWAY_EXTRA_EVENTS = "gateway-extra-events"
+
+
+@dataclass(frozen=True)
+class LogsComparison:
+    """One model's calls and tokens as the journal and the gateway counted them."""
+
+    model_id: str
+    logs: Counts
+    gateway: Counts
+    ratio: float | None
+    verdict: LogsVerdict
+
+
+def compare_logs_with_gateway(
+    logs: dict[str, Counts],
+    gateway: dict[str, Counts],
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> list[LogsComparison]:
+    """Per model, gateway/logs for calls and input tokens, judged within tolerance."""
+    comparisons = []
+    for model_id in sorted(logs.keys() | gateway.keys()):
+        logged = logs.get(model_id, Counts())
+        seen = gateway.get(model_id, Counts())
+        ratio = seen.invocations / logged.invocations if logged.invocations else None
+        comparisons.append(
+            LogsComparison(
+                model_id, logged, seen, ratio, judge(logged, seen, tolerance)
+            )
+        )
+    return comparisons
+
+
+def judge(logs: Counts, gateway: Counts, tolerance: float) -> LogsVerdict:
+    """Missing when the gateway is short on calls or input tokens, extra when over."""
+    pairs = (
+        (logs.invocations, gateway.invocations),
+        (logs.input_tokens, gateway.input_tokens),
+    )
+    if any(seen < logged * (1 - tolerance) for logged, seen in pairs):
+        return LogsVerdict.GATEWAY_MISSING_EVENTS
+    if any(seen > logged * (1 + tolerance) for logged, seen in pairs):
+        return LogsVerdict.GATEWAY_EXTRA_EVENTS
+    return LogsVerdict.CONSISTENT

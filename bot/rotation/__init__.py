@@ -1,0 +1,1 @@
+"""Token rotation: runbooks, the audited checklist service, and automatic checks."""
