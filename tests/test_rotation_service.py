@@ -18,7 +18,6 @@ from bot.rotation.service import (
 )
 from bot.store import Store
 
-
 START = datetime(2026, 12, 3, 21, 30, tzinfo=UTC)
 ADMIN, OTHER_ADMIN, STRANGER = "UADMIN", "UOTHER", "USTRANGER"
 TOKEN = "PLN_ENTER_TOKEN"

@@ -13,7 +13,6 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.standins.slack_api import BOT_USER_ID, SlackApiStandIn
 
-
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 TIMEOUT = 5
 

@@ -12,7 +12,6 @@ from sqlalchemy import inspect
 from bot.errors import ConfigError
 from bot.store import AlertStateRecord, Store, make_engine
 
-
 NOW = datetime(2026, 12, 3, 21, 30, tzinfo=UTC)
 TTL = timedelta(seconds=60)
 
