@@ -25,6 +25,14 @@ def register(commands: Any) -> None:
     )
     demo.set_defaults(handler=_demo)
 
+    watch = commands.add_parser(
+        "watch", help="alert the incident channel when coverage drops"
+    )
+    watch.add_argument(
+        "--once", action="store_true", help="evaluate once and exit (cron, tests)"
+    )
+    watch.set_defaults(handler=_watch)
+
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.server import serve
@@ -37,3 +45,9 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli.demo import run_demo
 
     return await run_demo(args, settings)
+
+
+async def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.watch.runner import run_watch
+
+    return await run_watch(settings, once=args.once)

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -40,7 +41,16 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
     )
     for command in COMMANDS:
         _register(app, command, services)
+    for extend in extensions():
+        extend(app, services)
     return app
+
+
+def extensions() -> list[Callable[[AsyncApp, Services], None]]:
+    """Parts of the app with their own listeners (buttons, threads)."""
+    from bot.slack import rotation
+
+    return [rotation.register]
 
 
 def is_admin(user_id: str, settings: Settings) -> bool:

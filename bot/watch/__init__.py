@@ -1,0 +1,1 @@
+"""The watcher: coverage checked on a schedule, one alert per change of state."""
