@@ -3,12 +3,14 @@
 import ipaddress
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.analysis.ingress import Network, is_expected_ingress
 from bot.errors import InputError
 from bot.sources.journal import TOKEN_PREFIX_CHARS, IpActivity, IpLog
+from bot.sources.records import SourceFailure
+from bot.sources.ssh import HostReport
 from bot.windows import Window
 
 
@@ -90,3 +92,21 @@ def _summary(activity: IpActivity, networks: Sequence[Network]) -> IpSummary:
 
 def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+@dataclass
+class IpcheckReport:
+    window: Window
+    ip: str | None
+    ips: list[IpSummary]
+    series: list[ActivityPoint]
+    hosts: list[HostReport]
+    errors: list[SourceFailure] = field(default_factory=list)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(summary.requests for summary in self.ips)
+
+    @property
+    def outside(self) -> list[IpSummary]:
+        return [summary for summary in self.ips if not summary.expected_ingress]

@@ -1,9 +1,11 @@
 """Does the gateway see every call the service logged? Journal vs gateway per model."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bot.sources.records import Counts
+from bot.sources.records import Counts, SourceFailure
+from bot.sources.ssh import HostReport
+from bot.windows import Window
 
 DEFAULT_TOLERANCE = 0.05
 
@@ -57,3 +59,13 @@ def judge(logs: Counts, gateway: Counts, tolerance: float) -> LogsVerdict:
     if any(seen > logged * (1 + tolerance) for logged, seen in pairs):
         return LogsVerdict.GATEWAY_EXTRA_EVENTS
     return LogsVerdict.CONSISTENT
+
+
+@dataclass
+class LogsReport:
+    window: Window
+    models: list[LogsComparison]
+    hosts: list[HostReport]
+    errors: list[SourceFailure] = field(default_factory=list)
+    logs_known: bool = True
+    gateway_known: bool = True

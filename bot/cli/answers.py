@@ -7,6 +7,8 @@ from typing import Any
 from bot.commands.answer import Chart
 from bot.commands.charts import chart_subject, coverage_png, usage_png
 from bot.commands.coverage import parse_coverage, run_coverage
+from bot.commands.ipcheck import MAX_IPS, parse_ipcheck, run_ipcheck
+from bot.commands.logs import is_logs_request, parse_logs, run_logs
 from bot.commands.usage import parse_usage, run_usage
 from bot.render import blocks, jsondoc, tables
 from bot.services import Services
@@ -45,6 +47,8 @@ def prepare_usage(words: str, services: Services) -> TerminalPrepared:
 
 
 def prepare_coverage(words: str, services: Services) -> TerminalPrepared:
+    if is_logs_request(words):
+        return prepare_logs(words.split()[1:], services)
     request = parse_coverage(words, services.settings)
     tz = services.settings.timezone
 
@@ -61,6 +65,36 @@ def prepare_coverage(words: str, services: Services) -> TerminalPrepared:
             charts=charts,
             partial=bool(report.errors),
             notes=[_plain(blocks.coverage_summary(report, tz))],
+        )
+
+    return answer
+
+
+def prepare_logs(words: list[str], services: Services) -> TerminalPrepared:
+    request = parse_logs(words, services.settings)
+    catalog = services.settings.catalog
+
+    async def answer() -> TerminalAnswer:
+        report = await run_logs(request, services)
+        return TerminalAnswer(
+            doc=jsondoc.logs_doc(report, catalog),
+            tables=[tables.logs_table(report, catalog)],
+            partial=bool(report.errors),
+        )
+
+    return answer
+
+
+def prepare_ipcheck(words: str, services: Services) -> TerminalPrepared:
+    request = parse_ipcheck(words, services.settings)
+    tz = services.settings.timezone
+
+    async def answer() -> TerminalAnswer:
+        report = await run_ipcheck(request, services)
+        return TerminalAnswer(
+            doc=jsondoc.ipcheck_doc(report),
+            tables=[tables.ipcheck_table(report, tz, limit=MAX_IPS)],
+            partial=bool(report.errors),
         )
 
     return answer

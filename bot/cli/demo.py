@@ -24,13 +24,19 @@ TOUR: list[tuple[str, str]] = [
     ("usage", "opus 48h"),
     ("coverage", "all 48h"),
     ("coverage", "opus 1h"),
+    ("coverage", "logs 10m"),
+    ("ipcheck", "1h"),
 ]
 
 
 def tour_commands() -> dict[str, Preparer]:
     from bot.cli import answers
 
-    return {"usage": answers.prepare_usage, "coverage": answers.prepare_coverage}
+    return {
+        "usage": answers.prepare_usage,
+        "coverage": answers.prepare_coverage,
+        "ipcheck": answers.prepare_ipcheck,
+    }
 
 
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:

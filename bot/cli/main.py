@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         answers.prepare_coverage,
     )
 
+    _add_query(
+        commands,
+        "ipcheck",
+        "who calls the service, and who does so directly (service logs)",
+        "[IP] [WINDOW], e.g. 1h or 203.0.113.9 6h",
+        answers.prepare_ipcheck,
+    )
+
     from bot.cli import extra
 
     extra.register(commands)

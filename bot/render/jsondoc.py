@@ -4,8 +4,12 @@ from datetime import datetime
 from typing import Any
 
 from bot.analysis.coverage import CoverageReport
+from bot.analysis.ipcheck import IpcheckReport
+from bot.analysis.logs_coverage import LogsReport
 from bot.analysis.usage import UsageReport
+from bot.catalog import Catalog
 from bot.sources.records import Counts, SourceFailure
+from bot.sources.ssh import HostReport
 
 
 def errors_doc(errors: list[SourceFailure]) -> list[dict[str, str]]:
@@ -94,5 +98,62 @@ def coverage_doc(report: CoverageReport) -> dict[str, Any]:
             for m in report.models
         ],
         "uncovered_cost_usd": round(report.uncovered_cost_usd, 6),
+        "errors": errors_doc(report.errors),
+    }
+
+
+def hosts_doc(hosts: list[HostReport]) -> list[dict[str, Any]]:
+    return [
+        {"host": h.host, "lines": h.lines, "unparsed": h.unparsed,
+         "bytes_received": h.bytes_received}
+        for h in hosts
+    ]  # fmt: skip
+
+
+def logs_doc(report: LogsReport, catalog: Catalog) -> dict[str, Any]:
+    models = []
+    for item in report.models:
+        spec = catalog.by_provider_id("bedrock", item.model_id)
+        models.append(
+            {
+                "model": spec.name if spec else None,
+                "provider_model_id": item.model_id,
+                "logs": _counts(item.logs),
+                "gateway": _counts(item.gateway),
+                "invocation_ratio": _share(item.ratio),
+                "verdict": item.verdict.value,
+            }
+        )
+    return {
+        "window": report.window.as_dict(),
+        "models": models,
+        "hosts": hosts_doc(report.hosts),
+        "errors": errors_doc(report.errors),
+    }
+
+
+def ipcheck_doc(report: IpcheckReport) -> dict[str, Any]:
+    return {
+        "window": report.window.as_dict(),
+        "ip": report.ip,
+        "total_requests": report.total_requests,
+        "ips": [
+            {
+                "ip": s.ip,
+                "requests": s.requests,
+                "expected_ingress": s.expected_ingress,
+                "models": dict(s.models),
+                "token_prefixes": dict(s.token_prefixes),
+                "paths": dict(s.paths),
+                "first_seen": _moment(s.first_seen),
+                "last_seen": _moment(s.last_seen),
+            }
+            for s in report.ips
+        ],
+        "series": [
+            {"start": p.start.isoformat(), "requests": p.requests}
+            for p in report.series
+        ],
+        "hosts": hosts_doc(report.hosts),
         "errors": errors_doc(report.errors),
     }

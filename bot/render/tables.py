@@ -1,10 +1,15 @@
 """Reports as tables: one shape that both the terminal and Slack know how to draw."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from bot.analysis.coverage import CoverageReport, Verdict
+from bot.analysis.ipcheck import IpcheckReport
+from bot.analysis.logs_coverage import LogsReport, LogsVerdict
 from bot.analysis.usage import UsageReport
+from bot.catalog import Catalog
 from bot.render import numbers
 from bot.sources.records import Counts
 
@@ -154,3 +159,118 @@ def coverage_table(report: CoverageReport) -> Table:
         ],
         notes=notes,
     )
+
+
+LOGS_VERDICT_MEANING = {
+    LogsVerdict.CONSISTENT: "the gateway logged what the service served",
+    LogsVerdict.GATEWAY_MISSING_EVENTS: "the service served calls the gateway did not "
+    "log: ingestion is failing, or calls reach the service without the gateway",
+    LogsVerdict.GATEWAY_EXTRA_EVENTS: "the gateway logged calls the service did not "
+    "serve: cache hits, or other sources writing to the event store",
+}
+
+
+def logs_table(report: LogsReport, catalog: Catalog) -> Table:
+    """`/coverage logs`: the service journal against the gateway, per model."""
+    rows = []
+    order = [
+        LogsVerdict.GATEWAY_MISSING_EVENTS,
+        LogsVerdict.GATEWAY_EXTRA_EVENTS,
+        LogsVerdict.CONSISTENT,
+    ]
+    ranked = sorted(
+        report.models,
+        key=lambda i: (order.index(i.verdict), -i.logs.invocations),
+    )
+    for item in ranked:
+        spec = catalog.by_provider_id("bedrock", item.model_id)
+        rows.append(
+            [
+                spec.name if spec else f"unknown: {item.model_id}",
+                numbers.count(item.logs.invocations),
+                numbers.count(item.gateway.invocations),
+                numbers.share(item.ratio),
+                numbers.compact(item.logs.input_tokens),
+                numbers.compact(item.gateway.input_tokens),
+                item.verdict.value,
+            ]
+        )
+
+    notes = [
+        f"{verdict.value}: {LOGS_VERDICT_MEANING[verdict]}"
+        for verdict in dict.fromkeys(item.verdict for item in report.models)
+        if verdict is not LogsVerdict.CONSISTENT
+    ]
+    notes += [
+        f"{host.host}: {numbers.count(host.lines)} lines, "
+        f"{numbers.count(host.unparsed)} unparsed"
+        for host in report.hosts
+    ]
+    return Table(
+        title=f"Service logs against the gateway, last {report.window.label}",
+        columns=[
+            Column("model", "left"),
+            Column("logs calls"),
+            Column("gateway calls"),
+            Column("share"),
+            Column("logs in tok"),
+            Column("gateway in tok"),
+            Column("verdict", "left"),
+        ],
+        rows=rows,
+        notes=notes,
+    )
+
+
+def _top(pairs: list[tuple[str, int]], limit: int = 3) -> str:
+    return ", ".join(
+        f"{value} ({numbers.count(count)})" for value, count in pairs[:limit]
+    )
+
+
+def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
+    """`/ipcheck`: callers by requests; outside the expected ingress is flagged."""
+    rows = [
+        [
+            ip.ip,
+            numbers.count(ip.requests),
+            "yes" if ip.expected_ingress else "NO",
+            _top(ip.models),
+            _top(ip.token_prefixes),
+            _clock(ip.first_seen, tz),
+            _clock(ip.last_seen, tz),
+        ]
+        for ip in report.ips[:limit]
+    ]
+    notes = []
+    if len(report.ips) > limit:
+        notes.append(f"{len(report.ips) - limit} more IPs; --json has them all.")
+    if report.outside:
+        count = len(report.outside)
+        who = "1 IP calls" if count == 1 else f"{count} IPs call"
+        notes.append(
+            f"{who} the service from outside the expected ingress ranges, "
+            "i.e. directly."
+        )
+    subject = f" for {report.ip}" if report.ip else ""
+    return Table(
+        title=f"Callers of the service{subject}, last {report.window.label}",
+        columns=[
+            Column("ip", "left"),
+            Column("requests"),
+            Column("ingress", "left"),
+            Column("models", "left"),
+            Column("tokens", "left"),
+            Column("first", "left"),
+            Column("last", "left"),
+        ],
+        rows=rows,
+        total=["total", numbers.count(report.total_requests), "", "", "", "", ""],
+        notes=notes,
+    )
+
+
+def _clock(moment: datetime | None, tz: str) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(ZoneInfo(tz)).strftime("%m-%d %H:%M")

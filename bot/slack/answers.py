@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from bot.commands.answer import Answer, Chart, Prepared
 from bot.commands.charts import chart_subject, coverage_png, usage_png
 from bot.commands.coverage import parse_coverage, run_coverage
+from bot.commands.ipcheck import MAX_IPS, parse_ipcheck, run_ipcheck
+from bot.commands.logs import is_logs_request, parse_logs, run_logs
 from bot.commands.usage import parse_usage, run_usage
 from bot.render import blocks, tables
 from bot.services import Services
@@ -38,6 +40,8 @@ def prepare_usage(text: str, services: Services) -> Prepared:
 
 
 def prepare_coverage(text: str, services: Services) -> Prepared:
+    if is_logs_request(text):
+        return prepare_logs(text.split()[1:], services)
     request = parse_coverage(text, services.settings)
     tz = services.settings.timezone
 
@@ -57,7 +61,33 @@ def prepare_coverage(text: str, services: Services) -> Prepared:
     return answer
 
 
+def prepare_logs(words: list[str], services: Services) -> Prepared:
+    request = parse_logs(words, services.settings)
+
+    async def answer() -> Answer:
+        report = await run_logs(request, services)
+        table = tables.logs_table(report, services.settings.catalog)
+        text, body = blocks.report_message(table, report.errors)
+        return Answer(text, body, partial=bool(report.errors))
+
+    return answer
+
+
+def prepare_ipcheck(text: str, services: Services) -> Prepared:
+    request = parse_ipcheck(text, services.settings)
+    tz = services.settings.timezone
+
+    async def answer() -> Answer:
+        report = await run_ipcheck(request, services)
+        table = tables.ipcheck_table(report, tz, limit=MAX_IPS)
+        text, body = blocks.report_message(table, report.errors)
+        return Answer(text, body, partial=bool(report.errors))
+
+    return answer
+
+
 COMMANDS = [
     SlashCommand("usage", prepare_usage),
     SlashCommand("coverage", prepare_coverage),
+    SlashCommand("ipcheck", prepare_ipcheck, admins_only=True),
 ]
