@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.access import is_admin
 from bot.config import Settings
 from bot.errors import BotError, InputError, NotAllowed
 from bot.rotation.runbook import runbook_for
@@ -139,11 +140,6 @@ class ActionResult:
     def changed(self) -> bool:
         """Whether this request changed the rotation."""
         return self.outcome is ActionOutcome.APPLIED
-
-
-def is_admin(user: str, settings: Settings) -> bool:
-    """Whether Slack user ID `user` is one of BOT_ADMINS."""
-    return user in settings.bot_admins
 
 
 def _utc_now() -> datetime:

@@ -3,6 +3,7 @@
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -10,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.access import is_admin
 from bot.commands.answer import Answer
 from bot.config import Settings
 from bot.errors import BotError, ConfigError, InputError
@@ -53,10 +55,6 @@ def extensions() -> list[Callable[[AsyncApp, Services], None]]:
     return [rotation.register]
 
 
-def is_admin(user_id: str, settings: Settings) -> bool:
-    return user_id in settings.bot_admins
-
-
 def _register(app: AsyncApp, command: SlashCommand, services: Services) -> None:
     async def handle(
         ack: AsyncAck,
@@ -82,10 +80,13 @@ async def run_slash_command(
     text, user = body.get("text", "").strip(), body.get("user_id", "")
     outcome = "ok"
     try:
-        if command.admins_only and not is_admin(user, services.settings):
-            outcome = "refused"
-            await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
-            return
+        if command.admins_only:
+            allowed = is_admin(user, services.settings)
+            await audit_use(services, command.name, body, allowed)
+            if not allowed:
+                outcome = "refused"
+                await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
+                return
         try:
             prepared = command.prepare(text, services)
         except InputError as exc:
@@ -122,6 +123,23 @@ async def run_slash_command(
                 "ms": round((time.monotonic() - started) * 1000),
             },
         )
+
+
+async def audit_use(
+    services: Services, name: str, body: dict[str, Any], allowed: bool
+) -> None:
+    """Security commands leave a line in the audit log, allowed or not."""
+    store = await services.store()
+    await store.audit(
+        at=datetime.now(UTC),
+        actor=body.get("user_id", ""),
+        action=f"/{name}",
+        target=body.get("text", "")[:200],
+        outcome="allowed" if allowed else "denied",
+        request_id=body.get("trigger_id"),
+        trigger="slack",
+        details={"channel": body.get("channel_id", "")},
+    )
 
 
 async def post_answer(
