@@ -38,6 +38,7 @@ def parse_model_window(
 ) -> ModelWindow:
     """`[MODEL|all] [WINDOW] [flag...]` in either order; nothing else is accepted."""
     model: str | None = None
+    spec: ModelSpec | None = None
     window: str | None = None
     seen: set[str] = set()
 
@@ -49,10 +50,10 @@ def parse_model_window(
             window = word
         elif model is None and not looks_like_window(word):
             model = word
+            spec = None if word.lower() == "all" else catalog.resolve(word)
         else:
             raise InputError(f"unexpected argument {word[:40]!r}")
 
-    spec = None if model is None or model.lower() == "all" else catalog.resolve(model)
     return ModelWindow(
         spec=spec,
         window=resolve_window(window or default_window, now=now),

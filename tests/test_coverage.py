@@ -1,0 +1,265 @@
+"""`/coverage` against moto (billed) and the chDB event store (logged), end to end."""
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from bot.cli.main import main
+from bot.sources.records import Counts
+from bot.standins.cloudwatch import CloudWatchStandin
+from bot.standins.slack_api import SlackApiStandIn
+from bot.standins.tinybird import GatewayEvent, TinybirdStandIn
+from tests.slackbot import BOT_TOKEN, CHANNEL, RunningBot, running_bot
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+OPUS = "global.anthropic.claude-opus-4-5-20251101-v1:0"
+NOVA = "amazon.nova-micro-v1:0"
+THIEF = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+HOUR_1 = NOW - timedelta(hours=2)  # fully covered
+HOUR_2 = NOW - timedelta(hours=1)  # the gap begins
+
+
+def events(model: str, start: datetime, count: int, tokens: tuple[int, int], **kw):
+    return [
+        GatewayEvent(
+            start_time=start + timedelta(seconds=10 * i),
+            model_used=model,
+            token_count_prompt_text=tokens[0],
+            token_count_completion_text=tokens[1],
+            **kw,
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture
+def sources(
+    cloudwatch: CloudWatchStandin,
+    tinybird: TinybirdStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[CloudWatchStandin, TinybirdStandIn]:
+    """Opus at 35% coverage in the last hour, nova whole, one uncatalogued model.
+
+    The event store also holds what must not count: cache hits, a staging
+    environment, events served by Vertex, and events outside the window.
+    """
+    cloudwatch.put_counts(
+        [
+            (OPUS, HOUR_1 + timedelta(minutes=10), Counts(100, 1_000_000, 100_000, 2)),
+            (OPUS, HOUR_2 + timedelta(minutes=10), Counts(300, 3_000_000, 300_000, 0)),
+            (NOVA, HOUR_2 + timedelta(minutes=10), Counts(50, 5_000, 500, 0)),
+            (THIEF, HOUR_2 + timedelta(minutes=10), Counts(10, 20_000, 2_000, 0)),
+        ]
+    )
+    tinybird.insert_events(
+        events(OPUS, HOUR_1, 100, (10_000, 1_000))
+        + events(OPUS, HOUR_2, 40, (10_000, 1_000))
+        + events(NOVA, HOUR_2, 50, (100, 10))
+        + events(OPUS, HOUR_2, 5, (10_000, 1_000), cache_hit=True)
+        + events(OPUS, HOUR_2, 3, (10_000, 1_000), environment="staging")
+        + events(
+            "claude-opus-4-5@20251101",
+            HOUR_2,
+            4,
+            (10_000, 1_000),
+            model_provider_used="vertex-ai",
+        )
+        + events(OPUS, NOW - timedelta(hours=50), 7, (10_000, 1_000))
+    )
+    monkeypatch.setenv("TB_HOST", tinybird.url)
+    monkeypatch.setenv("TB_TOKEN", tinybird.token)
+    return cloudwatch, tinybird
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
+    with time_machine.travel(NOW, tick=False):
+        status = main(["coverage", *args, "--json"])
+    out = capsys.readouterr().out
+    return status, json.loads(out) if out else {}
+
+
+def by_id(doc: dict) -> dict[str, dict]:
+    return {m["provider_model_id"]: m for m in doc["models"]}
+
+
+def test_all_48h_agrees_with_the_data_to_the_event(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cloudwatch, tinybird = sources
+
+    status, doc = run_json(capsys, "all", "48h")
+
+    assert status == 0
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData"]
+    assert tinybird.requests_served == 1
+    opus = by_id(doc)[OPUS]
+    assert opus["provider"] == {
+        "invocations": 400,
+        "input_tokens": 4_000_000,
+        "output_tokens": 400_000,
+    }
+    assert opus["gateway"] == {
+        "invocations": 140,
+        "input_tokens": 1_400_000,
+        "output_tokens": 140_000,
+    }
+    assert opus["invocation_coverage"] == 0.35
+    assert opus["input_token_coverage"] == 0.35
+    assert opus["uncovered_invocations"] == 260
+    # 2.6M input tokens at $5/M and 260k output tokens at $25/M
+    assert opus["uncovered_cost_usd"] == 19.5
+    assert opus["verdict"] == "likely-unauthorized"
+    assert opus["gap_began"] == HOUR_2.isoformat()
+    assert opus["series"] == [
+        {"start": HOUR_1.isoformat(), "provider": 100, "gateway": 100},
+        {"start": HOUR_2.isoformat(), "provider": 300, "gateway": 40},
+    ]
+    assert by_id(doc)[NOVA]["verdict"] == "ok"
+    assert by_id(doc)[NOVA]["invocation_coverage"] == 1.0
+    thief = by_id(doc)[THIEF]
+    assert (thief["model"], thief["gateway"]["invocations"], thief["verdict"]) == (
+        None,
+        0,
+        "likely-unauthorized",
+    )
+    assert thief["uncovered_cost_usd"] is None
+    assert doc["errors"] == []
+
+
+def test_one_model_writes_the_gap_chart(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    chart = tmp_path / "gap.png"
+
+    status, doc = run_json(capsys, "opus", "6h", "--plot", str(chart))
+
+    assert status == 0
+    assert [m["model"] for m in doc["models"]] == ["claude-large"]
+    assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "opus'; DROP TABLE generation_event --",
+        "opus\u2019 OR 1=1",
+        "opus\\' OR 1=1",
+        "$(id)",
+    ],
+    ids=["sql-quote", "unicode-quote", "backslash", "shell"],
+)
+def test_hostile_text_never_reaches_a_query(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+    hostile: str,
+) -> None:
+    cloudwatch, tinybird = sources
+
+    with time_machine.travel(NOW, tick=False):
+        status = main(["coverage", hostile, "1h", "--json"])
+
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.startswith("model must be one of: all, nova-fast,")
+    assert cloudwatch.requests == 0
+    assert tinybird.requests_served == 0
+    assert tinybird.execute("SELECT count() FROM generation_event").strip() == "209"
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            {"status": 403, "error": "Invalid token"},
+            "token refused (403): Invalid token; check TB_TOKEN and its scopes",
+        ),
+        (
+            {"status": 400, "error": "Unknown column"},
+            "query refused (400): Unknown column",
+        ),
+    ],
+    ids=["403", "400"],
+)
+def test_event_store_failure_keeps_the_billed_side(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+    fault: dict,
+    message: str,
+) -> None:
+    """Tinybird refuses: exit 1, named, provider figures shown, nothing judged."""
+    _, tinybird = sources
+    tinybird.fail_next(**fault)
+
+    status, doc = run_json(capsys, "opus", "48h")
+
+    assert status == 1
+    assert doc["errors"] == [{"source": "tinybird", "message": message}]
+    (opus,) = doc["models"]
+    assert opus["provider"]["invocations"] == 400
+    assert opus["gateway"] is None
+    assert opus["verdict"] == "no-data"
+
+
+def test_unreachable_cloudwatch_keeps_the_gateway_side(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    status, doc = run_json(capsys, "opus", "48h")
+
+    assert status == 1
+    assert [e["source"] for e in doc["errors"]] == ["cloudwatch"]
+    (opus,) = doc["models"]
+    assert opus["provider"] is None
+    assert opus["gateway"]["invocations"] == 140
+    assert opus["verdict"] == "no-data"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackApiStandIn]:
+    with SlackApiStandIn(token=BOT_TOKEN) as standin:
+        yield standin
+
+
+@pytest.fixture
+async def bot(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn], slack: SlackApiStandIn
+) -> AsyncIterator[RunningBot]:
+    with time_machine.travel(NOW, tick=True):
+        async with running_bot(slack, timezone="Europe/Berlin") as running:
+            yield running
+
+
+async def test_slack_coverage_summary_table_and_chart(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    await bot.command("coverage", "opus 6h")
+
+    (post,) = await slack.wait_for_async("chat.postMessage")
+    (upload,) = await slack.wait_for_async("files.completeUploadExternal")
+
+    assert post.params["channel"] == CHANNEL
+    assert post.params["text"] == (
+        ":rotating_light: *claude-large*: 35.0% of billed calls passed the gateway "
+        "(likely-unauthorized); 260 uncovered calls, $19.50, "
+        "gap since Thu 03 Dec 12:00 CET."
+    )
+    (table,) = [b for b in post.params["blocks"] if b["type"] == "table"]
+    assert [c["text"] for c in table["rows"][1]] == [
+        "claude-large", "400", "140", "35.0%", "35.0%", "260", "$19.50",
+        "likely-unauthorized",
+    ]  # fmt: skip
+    assert upload.params["thread_ts"] == "1700000000.000001"
+    (stored,) = slack.uploads.values()
+    assert stored.content is not None and stored.content.startswith(b"\x89PNG")

@@ -1,0 +1,184 @@
+"""`coverage logs` and `ipcheck` as a person runs them: the CLI in its own process,
+an SSH host given by the environment, the event store beside it."""
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from bot.standins.ssh import (
+    SshStandin,
+    format_ip_log,
+    format_other,
+    format_token_usage,
+    write_journal,
+)
+from bot.standins.tinybird import GatewayEvent, TinybirdStandIn
+
+UNIT = "text-pollinations.service"
+OPUS = "global.anthropic.claude-opus-4-5-20251101-v1:0"
+NOVA = "amazon.nova-micro-v1:0"
+EDGE = "172.69.59.125"  # a Cloudflare address: the gateway's way in
+ATTACKER = "203.0.113.77"
+# The journal is written relative to the real clock: the CLI runs in its own
+# process, where time cannot be frozen.
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+def at(minutes_ago: int, second: int = 0) -> datetime:
+    return NOW - timedelta(minutes=minutes_ago) + timedelta(seconds=second)
+
+
+def journal() -> list[str]:
+    """20 Opus and 10 Nova calls through the edge, 30 Opus calls from outside."""
+    lines = []
+    for i in range(20):
+        lines.append(
+            format_ip_log(at(40, i), f"::ffff:{EDGE}", "/openai", "opus", "pk7Q")
+        )
+        lines.append(format_token_usage(at(40, i), OPUS, 1_000, 100))
+    for i in range(10):
+        lines.append(
+            format_ip_log(at(30, i), "::ffff:162.158.90.14", "/openai", "nova", "pk7Q")
+        )
+        lines.append(format_token_usage(at(30, i), NOVA, 50, 5))
+    for i in range(30):
+        lines.append(
+            format_ip_log(
+                at(20, i), f"::ffff:{ATTACKER}", "/openai", "claude-large", "pk7Q"
+            )
+        )
+        lines.append(format_token_usage(at(20, i), OPUS, 9_000, 500))
+    lines.append(format_other(at(10), "[TOKEN-USAGE] model=broken input=lots output=1"))
+    lines.append(format_other(at(10), "[INFO] health check ok"))
+    lines.append(format_token_usage(at(90), OPUS, 5, 5))  # before the window
+    return sorted(lines)  # fmt: skip
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[SshStandin]:
+    path = write_journal(tmp_path / "journal.log", journal())
+    async with SshStandin(tmp_path / "ssh", {UNIT: path}) as standin:
+        yield standin
+
+
+@pytest.fixture
+def gateway(tinybird: TinybirdStandIn) -> TinybirdStandIn:
+    """The gateway logged its own 30 calls and nothing of the attacker's."""
+    tinybird.insert_events(
+        [GatewayEvent(at(40, i), OPUS, token_count_prompt_text=1_000,
+                      token_count_completion_text=100) for i in range(20)]
+        + [GatewayEvent(at(30, i), NOVA, token_count_prompt_text=50,
+                        token_count_completion_text=5) for i in range(10)]
+    )  # fmt: skip
+    return tinybird
+
+
+async def cli(
+    host: SshStandin, tinybird: TinybirdStandIn, *args: str
+) -> tuple[int, dict, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "JOURNAL_HOSTS": host.target,
+        "JOURNAL_UNIT": UNIT,
+        "SSH_KEY_PATH": str(host.client_key_path),
+        "SSH_KNOWN_HOSTS": str(host.known_hosts_path),
+        "TB_HOST": tinybird.url,
+        "TB_TOKEN": tinybird.token,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "DATABASE_URL": "sqlite://",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, "--json",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, json.loads(out or b"{}"), err.decode()
+
+
+async def test_coverage_logs_reports_what_the_journal_holds(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    status, doc, _ = await cli(host, gateway, "coverage", "logs", "1h")
+
+    assert status == 0
+    models = {m["provider_model_id"]: m for m in doc["models"]}
+    assert models[OPUS]["logs"] == {
+        "invocations": 50,
+        "input_tokens": 290_000,
+        "output_tokens": 17_000,
+    }
+    assert models[OPUS]["gateway"] == {
+        "invocations": 20,
+        "input_tokens": 20_000,
+        "output_tokens": 2_000,
+    }
+    assert models[OPUS]["verdict"] == "gateway-missing-events"
+    assert models[NOVA]["verdict"] == "consistent"
+    (report,) = doc["hosts"]
+    assert (report["host"], report["unparsed"]) == (f"127.0.0.1:{host.port}", 1)
+    assert doc["errors"] == []
+
+
+async def test_ipcheck_puts_the_attacker_on_top(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    status, doc, _ = await cli(host, gateway, "ipcheck", "1h")
+
+    assert status == 0
+    assert doc["total_requests"] == 60
+    top, second, third = doc["ips"]
+    assert top == {
+        "ip": ATTACKER,
+        "requests": 30,
+        "expected_ingress": False,
+        "models": {"claude-large": 30},
+        "token_prefixes": {"pk7Q": 30},
+        "paths": {"/openai": 30},
+        "first_seen": at(20).isoformat(),
+        "last_seen": at(20, 29).isoformat(),
+    }
+    assert (second["ip"], second["requests"], second["expected_ingress"]) == (
+        EDGE,
+        20,
+        True,
+    )
+    assert third["ip"] == "162.158.90.14"
+
+
+async def test_ipcheck_for_one_ip_validates_it_first(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    status, doc, err = await cli(host, gateway, "ipcheck", "1.1.1.1;", "1h")
+
+    assert status == 2
+    assert doc == {}
+    assert err.startswith("IP must be an IPv4 or IPv6 address like 203.0.113.9")
+    assert host.commands == []
+
+
+async def test_a_host_whose_key_does_not_match_is_refused(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    key = impostor.export_public_key().decode().strip()
+    host.known_hosts_path.write_text(f"[127.0.0.1]:{host.port} {key}\n")
+
+    status, doc, _ = await cli(host, gateway, "ipcheck", "1h")
+
+    assert status == 1
+    assert doc["ips"] == []
+    assert doc["errors"] == [
+        {"source": f"127.0.0.1:{host.port}", "message": "host key mismatch"}
+    ]
+    assert host.commands == []
