@@ -27,9 +27,15 @@ def _usage_png(report: UsageReport, tz: str) -> bytes:
     )
 
 
+# Matplotlib holds the GIL while it draws: a few charts at a time leave the event
+# loop free to ack new commands when many arrive at once.
+_DRAWING = asyncio.Semaphore(2)
+
+
 async def usage_png(report: UsageReport, tz: str) -> bytes:
     """Matplotlib is CPU-bound and blocking, so it draws in a worker thread."""
-    return await asyncio.to_thread(_usage_png, report, tz)
+    async with _DRAWING:
+        return await asyncio.to_thread(_usage_png, report, tz)
 
 
 def chart_subject(report: CoverageReport) -> ModelCoverage | None:
@@ -62,4 +68,5 @@ def _coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> byte
 
 
 async def coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> bytes:
-    return await asyncio.to_thread(_coverage_png, report, model, tz)
+    async with _DRAWING:
+        return await asyncio.to_thread(_coverage_png, report, model, tz)

@@ -97,15 +97,15 @@ class Scenario:
     def billed(
         self, fine_since: datetime | None = None
     ) -> list[tuple[str, datetime, Counts]]:
-        """CloudWatch's view: per minute since `fine_since`, per hour before it.
+        """CloudWatch's view: per 5 minutes since `fine_since`, per hour before it.
 
-        Hourly points keep moto's linear scans short for 48-hour questions; the
-        recent minutes keep 1-hour questions precise.
+        Coarse points keep moto's linear scans short for 48-hour questions; the
+        recent 5-minute points match the periods of 1-hour questions.
         """
         fine = fine_since or _floor(self.now - timedelta(hours=2), 3600)
         buckets: dict[tuple[str, datetime], Counts] = defaultdict(Counts)
         for call in self.calls:
-            stamp = _floor(call.at, 60 if call.at >= fine else 3600)
+            stamp = _floor(call.at, 300 if call.at >= fine else 3600)
             buckets[(call.model_id, stamp)] += Counts(
                 1, call.input_tokens, call.output_tokens
             )
