@@ -32,8 +32,12 @@ def billed(cloudwatch: CloudWatchStandin) -> CloudWatchStandin:
     return cloudwatch
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    with time_machine.travel(NOW, tick=False):
+def run_json(
+    capsys: pytest.CaptureFixture[str], *args: str, tick: bool = False
+) -> tuple[int, dict]:
+    # boto3's adaptive retry mode refills its token bucket by the clock: tests of
+    # throttling need a clock that moves.
+    with time_machine.travel(NOW, tick=tick):
         status = main(["usage", *args, "--json"])
     return status, json.loads(capsys.readouterr().out)
 
@@ -149,3 +153,36 @@ def test_terminal_table(
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[3:7]}
     assert rows["claude-large"] == ["300", "600.0k", "30.0k", "15", "(4.8%)", "$3.75"]
     assert f"unknown: {THIEF}" in out
+
+
+def test_cloudwatch_throttling_is_retried_then_named(
+    billed: CloudWatchStandin,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two throttles are absorbed by the retry policy; a third attempt answers."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    billed.fail_next("Throttling", "Rate exceeded", times=2)
+
+    status, doc = run_json(capsys, "opus", "6h", tick=True)
+
+    assert status == 0
+    assert billed.actions == ["GetMetricData"] * 3
+    assert doc["models"][0]["invocations"] == 300
+
+
+def test_cloudwatch_throttling_beyond_retries_is_a_partial_answer(
+    billed: CloudWatchStandin,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    billed.fail_next("Throttling", "Rate exceeded", times=2)
+
+    status, doc = run_json(capsys, "opus", "6h", tick=True)
+
+    assert status == 1
+    assert doc["models"] == []
+    assert doc["errors"] == [
+        {"source": "cloudwatch", "message": "Throttling: Rate exceeded"}
+    ]

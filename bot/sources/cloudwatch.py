@@ -58,7 +58,11 @@ class CloudWatchMetrics:
             region_name=settings.aws_region,
             connect_timeout=settings.aws_timeout_seconds,
             read_timeout=settings.aws_timeout_seconds,
-            retries={"mode": "adaptive", "max_attempts": settings.aws_max_attempts},
+            # total_max_attempts counts the first try, as AWS_MAX_ATTEMPTS does.
+            retries={
+                "mode": "adaptive",
+                "total_max_attempts": settings.aws_max_attempts,
+            },
         )
         key_id, secret = credentials or (None, None)
         self._client: CloudWatchClient = boto3.client(

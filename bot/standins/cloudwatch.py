@@ -4,6 +4,7 @@ Requests are counted, and an optional delay is added to each, so that tests and
 benchmarks can see how many round trips a command costs and what they cost.
 """
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -45,6 +46,7 @@ class CloudWatchStandin:
         self.delay_seconds = delay_seconds
         self.requests = 0
         self.actions: list[str] = []
+        self._failures: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -88,6 +90,12 @@ class CloudWatchStandin:
         httpx.post(f"{self.url}/moto-api/reset", timeout=5)
         self.requests = 0
         self.actions.clear()
+        self._failures.clear()
+
+    def fail_next(self, code: str, message: str, times: int = 1) -> None:
+        """Answer the next `times` API requests with an AWS error (Throttling...)."""
+        with self._lock:
+            self._failures.extend([(code, message)] * times)
 
     def client(self) -> "CloudWatchClient":
         return boto3.client(
@@ -111,12 +119,16 @@ class CloudWatchStandin:
 
     def _counting(self, app: WSGIApp) -> WSGIApp:
         def counted(environ: dict[str, Any], start: Callable[..., Any]) -> Any:
-            if not environ.get("PATH_INFO", "").startswith("/moto-api"):
-                with self._lock:
-                    self.requests += 1
-                    self.actions.append(_action(environ))
-                if self.delay_seconds:
-                    time.sleep(self.delay_seconds)
+            if environ.get("PATH_INFO", "").startswith("/moto-api"):
+                return app(environ, start)
+            with self._lock:
+                self.requests += 1
+                self.actions.append(_action(environ))
+                failure = self._failures.pop(0) if self._failures else None
+            if self.delay_seconds:
+                time.sleep(self.delay_seconds)
+            if failure is not None:
+                return _error(start, *failure)
             return app(environ, start)
 
         return counted
@@ -127,6 +139,17 @@ def _action(environ: dict[str, Any]) -> str:
     # the form body (query protocol); the header is enough to tell them apart.
     target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
     return target.rsplit(".", 1)[-1] if target else "query"
+
+
+def _error(start: Callable[..., Any], code: str, message: str) -> list[bytes]:
+    # The AWS JSON 1.0 protocol's error shape, which boto3 turns into ClientError.
+    body = json.dumps({"__type": code, "message": message}).encode()
+    start(
+        "400 Bad Request",
+        [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error",
+          f"{code};Sender")],
+    )  # fmt: skip
+    return [body]
 
 
 def _datums(rows: Iterable[tuple[str, datetime, Counts]]) -> Iterator[dict[str, Any]]:
