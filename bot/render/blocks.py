@@ -90,17 +90,20 @@ def report_message(
     summary: str | None = None,
     extra: list[Block] | None = None,
 ) -> tuple[str, list[Block]]:
-    """Fallback text and blocks for a whole answer, trimmed to Slack's limits."""
-    blocks = [header(table.title)]
-    if summary:
-        blocks.append(section(summary))
-    blocks += table_blocks(table)
-    blocks += [context(note) for note in table.notes]
-    blocks += errors_block(errors)
-    blocks += extra or []
+    """Fallback text and blocks for a whole answer, trimmed to Slack's limits.
 
-    if len(blocks) > MAX_BLOCKS:
-        blocks = [*blocks[: MAX_BLOCKS - 1], context(CUT_NOTE)]
+    What is cut, when something must be, is the end of a long table: the summary,
+    the notes and the names of failed sources always stay.
+    """
+    head = [header(table.title)] + ([section(summary)] if summary else [])
+    tail = [context(note) for note in table.notes] + errors_block(errors)
+    tail += extra or []
+    body = table_blocks(table)
+
+    room = MAX_BLOCKS - len(head) - len(tail)
+    if len(body) > room:
+        body = [*body[: room - 1], context(CUT_NOTE)]
+    blocks = head + body + tail
     return summary or table.title, blocks
 
 
