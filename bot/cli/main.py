@@ -8,7 +8,9 @@ or configuration (and then no backend was called).
 import argparse
 import asyncio
 import json
+import logging
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from bot.config import Settings, load_settings
 from bot.errors import BotError, InputError
 from bot.render import tables
 from bot.services import Services, build_services
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -57,11 +61,21 @@ def command_handler(name: str, prepare: Preparer) -> Handler:
             print(messages.bad_input(name, exc), file=sys.stderr)
             return EXIT_BAD_INPUT
 
+        started = time.monotonic()
         answer = await prepared()
         print_answer(answer, args.json)
         if args.plot and answer.charts:
-            args.plot.write_bytes(answer.charts[0].png)
+            await asyncio.to_thread(args.plot.write_bytes, answer.charts[0].png)
             print(f"chart written to {args.plot}", file=sys.stderr)
+        log.info(
+            "command",
+            extra={
+                "command": name,
+                "front": "cli",
+                "outcome": "partial" if answer.partial else "ok",
+                "ms": round((time.monotonic() - started) * 1000),
+            },
+        )
         return EXIT_PARTIAL if answer.partial else EXIT_OK
 
     return handle

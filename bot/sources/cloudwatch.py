@@ -145,16 +145,18 @@ class CloudWatchMetrics:
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         started = time.monotonic()
+        outcome = "ok"
         try:
-            result = await asyncio.to_thread(fn, *args)
+            return await asyncio.to_thread(fn, *args)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            code = error.get("Code", "error")
+            outcome = code = error.get("Code", "error")
             raise SourceError(
                 "cloudwatch", f"{code}: {error.get('Message', '')}"
             ) from exc
         except BotoCoreError as exc:
-            if "timeout" in type(exc).__name__.lower():
+            outcome = type(exc).__name__
+            if "timeout" in outcome.lower():
                 raise SourceTimeout("cloudwatch", f"no answer: {exc}") from exc
             raise SourceError("cloudwatch", str(exc)) from exc
         finally:
@@ -163,10 +165,10 @@ class CloudWatchMetrics:
                 extra={
                     "source": "cloudwatch",
                     "call": fn.__name__.strip("_"),
+                    "outcome": outcome,
                     "ms": round((time.monotonic() - started) * 1000),
                 },
             )
-        return result
 
 
 def _queries(model_ids: list[str], period: int) -> Iterator[dict[str, Any]]:
