@@ -4,14 +4,14 @@ import json
 import re
 import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
+from http.server import BaseHTTPRequestHandler
+
+from bot.standins.serving import LoopbackServer, StandIn
 
 _SECRET_PATH = re.compile(r"/repos/([^/]+/[^/]+)/actions/secrets/([^/]+)")
 
 
-class GitHubStandIn:
+class GitHubStandIn(StandIn):
     """Serves `GET /repos/{owner}/{repo}/actions/secrets/{name}` for one token."""
 
     def __init__(self, token: str, repository: str = "pollinations/pollinations"):
@@ -20,16 +20,12 @@ class GitHubStandIn:
         self.requests: list[str] = []
         self._secrets: dict[str, datetime] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer("GitHub stand-in", self._handler(), self)
 
     @property
     def url(self) -> str:
         """The base URL to use as GITHUB_API_URL."""
-        if self._server is None:
-            raise RuntimeError("the GitHub stand-in is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def set_secret(self, name: str, updated_at: datetime) -> None:
         """Create secret `name`, or change when GitHub says it was last updated."""
@@ -43,38 +39,11 @@ class GitHubStandIn:
 
     def start(self) -> str:
         """Listen on a free port of 127.0.0.1 and return the base URL."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="github-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self.url
+        return self._http.start()
 
     def stop(self) -> None:
         """Stop serving and free the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._http.stop()
 
     def answer(
         self, path: str, authorization: str | None

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import parse_qs, urlsplit
+
+from bot.standins.serving import LoopbackServer, StandIn
 
 TEAM_ID = "T0STANDIN"
 BOT_USER_ID = "U0USAGEBOT"
@@ -82,7 +83,7 @@ class _State:
     counter: int = 0
 
 
-class SlackApiStandIn:
+class SlackApiStandIn(StandIn):
     """The Slack Web API on a free local port; use as a context manager."""
 
     def __init__(
@@ -90,16 +91,12 @@ class SlackApiStandIn:
         *,
         token: str | None = None,
         users: Mapping[str, Mapping[str, Any]] | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
     ) -> None:
         self._token = token
         self._users = {key: dict(value) for key, value in (users or {}).items()}
-        self._address = (host, port)
         self._changed = threading.Condition()
         self._state = _State()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer("Slack API stand-in", _Handler, self, _Server)
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -115,47 +112,17 @@ class SlackApiStandIn:
 
     def start(self) -> Self:
         """Bind the port and serve in a daemon thread."""
-        server = _Server(self._address, _Handler)
-        server.standin = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="slack-api-standin",
-            daemon=True,
-        )
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and free the port."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._http.stop()
 
     @property
     def url(self) -> str:
         """Where the stand-in listens, such as `http://127.0.0.1:40123`."""
-        if self._server is None:
-            raise RuntimeError("the Slack API stand-in is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     @property
     def token(self) -> str | None:

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from chdb import session as chdb_session
 
 from bot.sources.sqltext import quote_string
+from bot.standins.serving import LoopbackServer, StandIn
 
 TABLE = "generation_event"
 DEFAULT_TOKEN = "standin-token"  # noqa: S105 - a local test server's fixed token
@@ -89,7 +89,7 @@ class ServedRequest:
     status: int | None = None
 
 
-class TinybirdStandIn:
+class TinybirdStandIn(StandIn):
     """A threaded HTTP server on 127.0.0.1 that answers `/v0/sql` from chDB."""
 
     def __init__(
@@ -109,16 +109,12 @@ class TinybirdStandIn:
         self._release = threading.Event()
         self._dir: Path | None = None
         self._session: Any = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer("Tinybird stand-in", _Handler, self, _Server)
 
     @property
     def url(self) -> str:
         """Base URL to use as `TB_HOST`, e.g. `http://127.0.0.1:40123`."""
-        if self._server is None:
-            raise RuntimeError("the Tinybird stand-in must be started first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     @property
     def requests_served(self) -> int:
@@ -136,24 +132,13 @@ class TinybirdStandIn:
         self.quote_64bit = self._quote_64bit
 
         self._release.clear()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.standin = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="tinybird-standin", daemon=True
-        )
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         """Stop serving, close chDB and delete its files."""
         self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
         if self._session is not None:
             with self._lock:
                 self._session.close()
@@ -161,17 +146,6 @@ class TinybirdStandIn:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def quote_64bit(self) -> bool:
