@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     ssh_timeout_seconds: float = 10.0
     ingress_cidrs: CommaList = []
 
+    # Token rotation: where the service's .env lives, checked over SSH (step 5).
+    rotation_env_file: str = "/home/ubuntu/text.pollinations.ai/.env"
+    rotation_env_host: str | None = None  # default: the first of JOURNAL_HOSTS
+
     # Store, GitHub, watch
     database_url: str = "sqlite:///usage-bot.db"
     github_token: SecretStr | None = None

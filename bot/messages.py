@@ -7,7 +7,8 @@ USAGE_HINTS = {
     "usage": "/usage [MODEL|all] [WINDOW]   e.g. /usage opus 1h, /usage all 48h",
     "coverage": "/coverage [MODEL|all|logs] [WINDOW]   e.g. /coverage opus 1h",
     "ipcheck": "/ipcheck [IP] [WINDOW]   e.g. /ipcheck 1h, /ipcheck 203.0.113.9 6h",
-    "rotate-checklist": "/rotate-checklist [TOKEN_NAME|status]",
+    "rotate-checklist": "/rotate-checklist [TOKEN_NAME] | status | "
+    "close ID done|abandoned | verify ID NEW_PREFIX OLD_PREFIX",
 }
 
 WINDOW_HINT = f"Windows are {ACCEPTED_FORMS}."

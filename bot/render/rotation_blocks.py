@@ -155,9 +155,12 @@ def step_line(user: str, action: str, step: int) -> str:
 def check_line(user: str, step: int, result: CheckResult) -> str:
     """The thread line for a check, with its evidence."""
     evidence = clip(result.evidence)
-    if result.status is CheckStatus.CANNOT_CHECK:
-        return f"<@{user}> verified step {step}: {evidence}"
-    return f"<@{user}> verified step {step}: {result.status.value}. {evidence}"
+    verdict = (
+        "no verdict"
+        if result.status is CheckStatus.CANNOT_CHECK
+        else result.status.value
+    )
+    return f"<@{user}> verified step {step}: {verdict}. {evidence}"
 
 
 def close_line(user: str, outcome: str) -> str:

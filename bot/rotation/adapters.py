@@ -35,13 +35,14 @@ class SshRemoteFiles:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SshRemoteFiles | None":
-        """The first of JOURNAL_HOSTS, or None when SSH is not configured."""
-        if not settings.journal_hosts or settings.ssh_known_hosts is None:
+        """ROTATION_ENV_HOST, else the first of JOURNAL_HOSTS; None without SSH."""
+        host = settings.rotation_env_host or next(iter(settings.journal_hosts), None)
+        if host is None or settings.ssh_known_hosts is None:
             return None
         try:
-            target = JournalTarget.parse(settings.journal_hosts[0])
+            target = JournalTarget.parse(host)
         except InputError as exc:
-            raise ConfigError(f"JOURNAL_HOSTS: {exc}") from None
+            raise ConfigError(f"ROTATION_ENV_HOST or JOURNAL_HOSTS: {exc}") from None
         return cls(target, SshOptions.from_settings(settings))
 
     async def stat(self, path: str) -> tuple[datetime, int]:
