@@ -173,3 +173,14 @@ async def test_in_memory_database_is_shared_by_every_thread() -> None:
 
     assert sorted(results) == [False] * 5 + [True]
     assert results == holders
+
+
+async def test_processes_starting_together_create_the_tables_once(
+    fresh_postgres_url: str,
+) -> None:
+    """Two bots opening one new PostgreSQL database at once both get a store."""
+    stores = await asyncio.gather(*(Store.open(fresh_postgres_url) for _ in range(4)))
+
+    for store in stores:
+        assert await store.audit_entries() == []
+        await store.close()

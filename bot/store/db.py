@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
@@ -118,6 +127,26 @@ class AlertStateRecord:
 _ALERT_FIELDS = [f.name for f in dataclasses.fields(AlertStateRecord)]
 
 
+# Any constant will do; it names the lock that serialises table creation.
+_SCHEMA_LOCK = 0x75736167  # "usag"
+
+
+def create_tables(engine: Engine) -> None:
+    """Create missing tables; on PostgreSQL one process at a time.
+
+    Two bot processes starting together would otherwise both try to create the
+    same types and fail on PostgreSQL's catalog constraints.
+    """
+    if engine.dialect.name != "postgresql":
+        Base.metadata.create_all(engine)
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
+        )
+        Base.metadata.create_all(connection)
+
+
 class Store:
     """The bot's database: every call runs one transaction in a worker thread."""
 
@@ -132,7 +161,7 @@ class Store:
     async def open(cls, url: str) -> "Store":
         """Connect to `url` and create any missing tables."""
         engine = make_engine(url)
-        await asyncio.to_thread(Base.metadata.create_all, engine)
+        await asyncio.to_thread(create_tables, engine)
         return cls(engine)
 
     async def close(self) -> None:
