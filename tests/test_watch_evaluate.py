@@ -1,0 +1,133 @@
+"""The watcher's state machine, without any server: transitions and their messages."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.catalog import Catalog
+from bot.config import CoverageThresholds
+from bot.store import AlertStateRecord
+from bot.watch.evaluate import (
+    Action,
+    Observation,
+    Policy,
+    Seen,
+    State,
+    advance,
+    coverage_floor,
+)
+
+T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+POLICY = Policy(
+    renotify=timedelta(hours=1),
+    recovery_checks=2,
+    cost_alert_usd=5.0,
+    thresholds=CoverageThresholds(),
+)
+OPENED = AlertStateRecord(
+    model="claude-large",
+    updated_at=T0,
+    state="alerting",
+    channel="C1",
+    message_ts="1.000001",
+    episode_started_at=T0,
+    gap_began_at=T0 - timedelta(minutes=10),
+    last_notified_at=T0,
+    episode_uncovered_cost_usd=6.0,
+    version=3,
+)
+NEW = AlertStateRecord(model="claude-large", updated_at=T0)
+
+
+def seen(kind: Seen, cost: float | None = None) -> Observation:
+    return Observation("claude-large", kind, kind.value, T0, uncovered_cost_usd=cost)
+
+
+@pytest.mark.parametrize(
+    ("record", "observation", "minutes", "action", "state", "streak"),
+    [
+        (NEW, seen(Seen.COVERED), 5, Action.NONE, State.OK, 0),
+        (NEW, seen(Seen.NO_TRAFFIC), 5, Action.NONE, State.OK, 0),
+        (NEW, seen(Seen.GAP, 9.0), 5, Action.ALERT, State.ALERTING, 0),
+        (NEW, seen(Seen.SOURCE_FAILED), 5, Action.NO_DATA, State.NO_DATA, 0),
+        (OPENED, seen(Seen.GAP), 55, Action.NONE, State.ALERTING, 0),
+        (OPENED, seen(Seen.GAP), 60, Action.UPDATE, State.ALERTING, 0),
+        (OPENED, seen(Seen.COVERED), 5, Action.NONE, State.ALERTING, 1),
+        (OPENED, seen(Seen.SOURCE_FAILED), 5, Action.NO_DATA, State.NO_DATA, 0),
+        (OPENED, seen(Seen.NO_TRAFFIC), 5, Action.NO_DATA, State.NO_DATA, 0),
+    ],
+    ids=[
+        "ok-stays-ok",
+        "quiet-model-stays-ok",
+        "gap-alerts",
+        "failure-is-no-data",
+        "no-update-before-renotify",
+        "update-at-renotify",
+        "first-ok-is-not-recovery",
+        "failure-in-episode",
+        "no-traffic-in-episode",
+    ],
+)
+def test_transitions(
+    record: AlertStateRecord,
+    observation: Observation,
+    minutes: int,
+    action: Action,
+    state: State,
+    streak: int,
+) -> None:
+    """Each state and sighting leads to one action and one next state."""
+    step = advance(record, observation, T0 + timedelta(minutes=minutes), POLICY)
+
+    assert (step.action, step.after.state, step.after.ok_streak) == (
+        action,
+        state,
+        streak,
+    )
+
+
+def test_second_ok_recovers_and_closes_the_episode() -> None:
+    """The recovery forgets the thread; the next alert opens a new one."""
+    once = advance(OPENED, seen(Seen.COVERED), T0 + timedelta(minutes=5), POLICY)
+
+    twice = advance(once.after, seen(Seen.COVERED), T0 + timedelta(minutes=10), POLICY)
+
+    assert twice.action is Action.RECOVERY
+    assert twice.before.message_ts == "1.000001"
+    assert (twice.after.state, twice.after.message_ts) == ("ok", None)
+    assert twice.after.episode_started_at is None
+
+
+def test_no_data_then_ok_needs_the_full_streak() -> None:
+    """Data coming back after a failure is one ok, never a recovery by itself."""
+    failed = advance(OPENED, seen(Seen.SOURCE_FAILED), T0, POLICY).after
+
+    back = advance(failed, seen(Seen.COVERED), T0 + timedelta(minutes=5), POLICY)
+    again = advance(failed, seen(Seen.SOURCE_FAILED), T0, POLICY)
+
+    assert (back.action, back.after.state, back.after.ok_streak) == (
+        Action.NONE,
+        "alerting",
+        1,
+    )
+    assert again.action is Action.NONE
+
+
+def test_the_gap_returning_after_no_data_updates_the_thread() -> None:
+    failed = advance(OPENED, seen(Seen.SOURCE_FAILED), T0, POLICY).after
+
+    step = advance(failed, seen(Seen.GAP, 12.5), T0 + timedelta(minutes=5), POLICY)
+
+    assert (step.action, step.after.state) == (Action.UPDATE, "alerting")
+    assert step.after.episode_uncovered_cost_usd == 12.5
+
+
+@pytest.mark.parametrize(
+    ("name", "floor"),
+    [("nova-fast", 0.5), ("claude-large", 0.25), ("chickytutor", 0.5)],
+    ids=["baseline-above-threshold", "baseline-below-threshold", "no-baseline"],
+)
+def test_coverage_floor_follows_the_catalog_baseline(name: str, floor: float) -> None:
+    spec = Catalog().resolve(name)
+
+    assert coverage_floor(spec, CoverageThresholds()) == pytest.approx(floor)
