@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from bot import messages
 from bot.messages import NOT_ALLOWED
 from bot.rotation.service import RotationService
 from bot.slack.rotation import USAGE
@@ -698,3 +699,24 @@ async def test_the_longest_runbook_that_fits_fills_exactly_50_blocks(
 
     assert len(post.params["blocks"]) == 50
     assert post.params["text"] == "Rotate LONG: 0 of 23 done"
+
+
+async def test_the_alert_button_starts_the_rotation_for_admins_only(
+    world: World,
+) -> None:
+    """The watcher's `rotation_start` button: refused and audited, then started."""
+    async with world.bot() as chat:
+        await chat.click("rotation_start", "claude-large", user=INTRUDER)
+        await world.finished.wait(1)
+        await chat.click("rotation_start", "claude-large")
+        (post,) = await world.slack.wait_for_async("chat.postMessage")
+        await world.finished.wait(2)
+        store = await chat.store()
+        entries = await store.audit_entries()
+
+    assert world.ephemerals() == [(INTRUDER, messages.NOT_ALLOWED)]
+    assert post.params["text"] == "Rotate PLN_ENTER_TOKEN: 0 of 8 done"
+    assert [(e.actor, e.action, e.outcome) for e in entries] == [
+        (INTRUDER, "rotation.start", "denied"),
+        (ADMIN, "rotation.start", "applied"),
+    ]

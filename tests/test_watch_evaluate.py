@@ -4,8 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.analysis.coverage import ModelCoverage, PeriodCoverage, Verdict
 from bot.catalog import Catalog
 from bot.config import CoverageThresholds
+from bot.sources.records import Counts
 from bot.store import AlertStateRecord
 from bot.watch.evaluate import (
     Action,
@@ -15,6 +17,7 @@ from bot.watch.evaluate import (
     State,
     advance,
     coverage_floor,
+    observe,
 )
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -39,8 +42,12 @@ OPENED = AlertStateRecord(
 NEW = AlertStateRecord(model="claude-large", updated_at=T0)
 
 
-def seen(kind: Seen, cost: float | None = None) -> Observation:
-    return Observation("claude-large", kind, kind.value, T0, uncovered_cost_usd=cost)
+def seen(
+    kind: Seen, cost: float | None = None, recent: Seen | None = None
+) -> Observation:
+    return Observation(
+        "claude-large", kind, kind.value, T0, uncovered_cost_usd=cost, recent=recent
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,6 +62,17 @@ def seen(kind: Seen, cost: float | None = None) -> Observation:
         (OPENED, seen(Seen.COVERED), 5, Action.NONE, State.ALERTING, 1),
         (OPENED, seen(Seen.SOURCE_FAILED), 5, Action.NO_DATA, State.NO_DATA, 0),
         (OPENED, seen(Seen.NO_TRAFFIC), 5, Action.NO_DATA, State.NO_DATA, 0),
+        (NEW, seen(Seen.GAP, 9.0, Seen.GAP), 5, Action.ALERT, State.ALERTING, 0),
+        (NEW, seen(Seen.GAP, 9.0, Seen.COVERED), 5, Action.NONE, State.OK, 0),
+        (OPENED, seen(Seen.GAP, 9.0, Seen.COVERED), 5, Action.NONE, State.ALERTING, 1),
+        (
+            OPENED,
+            seen(Seen.COVERED, 1.0, Seen.GAP),
+            60,
+            Action.UPDATE,
+            State.ALERTING,
+            0,
+        ),
     ],
     ids=[
         "ok-stays-ok",
@@ -66,6 +84,10 @@ def seen(kind: Seen, cost: float | None = None) -> Observation:
         "first-ok-is-not-recovery",
         "failure-in-episode",
         "no-traffic-in-episode",
+        "growing-gap-alerts",
+        "old-gap-still-in-window-does-not-alert-again",
+        "gap-stopped-counts-towards-recovery",
+        "new-uncovered-calls-keep-the-episode-open",
     ],
 )
 def test_transitions(
@@ -131,3 +153,31 @@ def test_coverage_floor_follows_the_catalog_baseline(name: str, floor: float) ->
     spec = Catalog().resolve(name)
 
     assert coverage_floor(spec, CoverageThresholds()) == pytest.approx(floor)
+
+
+def test_observe_judges_the_last_interval_apart_from_the_window() -> None:
+    """An hour whose gap ended 20 minutes ago: a gap in the window, not now."""
+    opus = Catalog().resolve("opus")
+    start = T0 - timedelta(hours=1)
+    old_gap = [
+        PeriodCoverage(start + timedelta(minutes=5 * i), 50, 10) for i in range(8)
+    ]
+    since = [
+        PeriodCoverage(start + timedelta(minutes=40 + 5 * i), 10, 10) for i in range(4)
+    ]
+    model = ModelCoverage(
+        model_id=opus.provider_model_ids[0],
+        spec=opus,
+        provider=Counts(440, 4_400_000, 44_000),
+        gateway=Counts(120, 1_200_000, 12_000),
+        verdict=Verdict.BELOW_BASELINE,
+        series=old_gap + since,
+    )
+
+    now = observe(model, [], start, POLICY, now=T0)
+    back_then = observe(model, [], start, POLICY, now=start + timedelta(minutes=40))
+
+    assert (now.seen, now.recent) == (Seen.GAP, Seen.COVERED)
+    assert not now.opens_episode and not now.gap_now
+    assert (back_then.seen, back_then.recent) == (Seen.GAP, Seen.GAP)
+    assert back_then.opens_episode

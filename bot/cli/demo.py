@@ -40,6 +40,11 @@ def tour_commands() -> dict[str, Preparer]:
 
 
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.watch:
+        from bot.cli.watch_demo import run_watch_demo
+
+        return await run_watch_demo(args, settings)
+
     out: Path = args.out
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     print("Starting stand-ins (CloudWatch, Tinybird, SSH host) on 127.0.0.1…")
@@ -102,5 +107,5 @@ async def _serve_slack(
         return 2
     print("Serving Slack against the stand-ins; Ctrl-C to stop.")
     services.settings = slack
-    await serve(slack, app)
+    await serve(slack, app, services)
     return 0

@@ -23,6 +23,11 @@ def register(commands: Any) -> None:
         action="store_true",
         help="serve Slack (tokens from the environment) against the stand-ins",
     )
+    demo.add_argument(
+        "--watch",
+        action="store_true",
+        help="let a bypass start and stop while the watcher alerts (simulated time)",
+    )
     demo.set_defaults(handler=_demo)
 
     watch = commands.add_parser(

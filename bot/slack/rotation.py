@@ -38,6 +38,7 @@ from bot.rotation.service import (
     RotationView,
 )
 from bot.services import Services
+from bot.watch.alerts import ROTATION_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,12 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         await flow.close_clicked(body, client)
 
+    async def on_start(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await flow.start_clicked(body, client)
+
     async def on_prefixes(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -214,6 +221,7 @@ def register(app: AsyncApp, services: Services) -> None:
     for action_id in _CLOSE_ACTIONS:
         app.action(action_id)(on_close)
     app.view(render.PREFIX_VIEW)(on_prefixes)
+    app.action(ROTATION_ACTION)(on_start)
 
 
 class RotationFlow:
@@ -280,6 +288,20 @@ class RotationFlow:
             )
 
         await self._guarded(body, client, f"step.{verb}", work)
+
+    async def start_clicked(self, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """The watcher's alert button: start the default rotation in that channel."""
+        action = _action(body)
+
+        async def work(user: str, channel: str) -> None:
+            token = _token_name(DEFAULT_ROTATION, self._settings)
+            problem = await self._start(
+                token, user, channel, click_request_id(body, action), client
+            )
+            if problem is not None:
+                await self._ephemeral(client, channel, user, problem)
+
+        await self._guarded(body, client, "rotation.start", work)
 
     async def close_clicked(self, body: dict[str, Any], client: AsyncWebClient) -> None:
         """Close as done, or abandon."""

@@ -1,6 +1,7 @@
 """Serving the Slack app: HTTP on PORT at /slack/events, or Socket Mode."""
 
 import asyncio
+import contextlib
 import logging
 import socket
 
@@ -9,8 +10,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
-from bot.services import build_services
+from bot.services import Services, build_services
 from bot.slack.app import build_app
+from bot.watch.runner import start_in_background
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +30,36 @@ async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner
     return runner, int(bound)
 
 
-async def serve(settings: Settings, app: AsyncApp | None = None) -> None:
-    """Run until cancelled: Socket Mode when SLACK_APP_TOKEN is set, else HTTP."""
-    app = app or build_app(settings, build_services(settings))
-    if settings.slack_app_token is not None:
-        handler = AsyncSocketModeHandler(
-            app, settings.slack_app_token.get_secret_value()
-        )
-        # Bolt's Socket Mode handler carries no type hints.
-        await handler.start_async()  # type: ignore[no-untyped-call]
-        return
+async def serve(
+    settings: Settings, app: AsyncApp | None = None, services: Services | None = None
+) -> None:
+    """Run until cancelled: Socket Mode when SLACK_APP_TOKEN is set, else HTTP.
 
-    runner, _ = await start_http(app, "0.0.0.0", settings.port)  # noqa: S104
+    With WATCH_IN_SERVE the watcher runs as a task of the same loop, sharing the
+    app's Slack client and the services.
+    """
+    services = services or build_services(settings)
+    app = app or build_app(settings, services)
+    watch = (
+        start_in_background(app.client, services) if settings.watch_in_serve else None
+    )
     try:
-        await asyncio.Event().wait()
+        if settings.slack_app_token is not None:
+            handler = AsyncSocketModeHandler(
+                app, settings.slack_app_token.get_secret_value()
+            )
+            # Bolt's Socket Mode handler carries no type hints.
+            await handler.start_async()  # type: ignore[no-untyped-call]
+            return
+
+        runner, _ = await start_http(app, "0.0.0.0", settings.port)  # noqa: S104
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        await services.close()

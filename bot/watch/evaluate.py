@@ -16,6 +16,7 @@ from bot.config import CoverageThresholds, Settings
 from bot.render import numbers
 from bot.sources.records import SourceFailure
 from bot.store import AlertStateRecord
+from bot.windows import parse_duration
 
 
 class State(StrEnum):
@@ -51,6 +52,8 @@ class Policy:
     recovery_checks: int
     cost_alert_usd: float
     thresholds: CoverageThresholds
+    interval: timedelta = timedelta(minutes=5)
+    window: timedelta = timedelta(hours=1)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Policy":
@@ -59,6 +62,8 @@ class Policy:
             recovery_checks=max(1, settings.watch_recovery_checks),
             cost_alert_usd=settings.watch_cost_alert_usd,
             thresholds=settings.coverage,
+            interval=timedelta(seconds=settings.watch_interval),
+            window=parse_duration(settings.watch_window),
         )
 
 
@@ -72,6 +77,22 @@ class Observation:
     window_start: datetime
     gap_began: datetime | None = None
     uncovered_cost_usd: float | None = None
+    # What the last check interval alone shows: an episode is over when the new
+    # calls are covered again, not when the attack has left the rolling window.
+    recent: Seen | None = None
+
+    @property
+    def gap_now(self) -> bool:
+        """Uncovered calls are still arriving (the episode goes on)."""
+        if self.recent is not None and self.seen in (Seen.GAP, Seen.COVERED):
+            return self.recent is Seen.GAP
+        return self.seen is Seen.GAP
+
+    @property
+    def opens_episode(self) -> bool:
+        """A gap in the window that is still growing: an old, closed gap that
+        has not yet left the rolling window does not alert again."""
+        return self.seen is Seen.GAP and self.recent in (None, Seen.GAP)
 
 
 @dataclass(frozen=True)
@@ -106,8 +127,9 @@ def observe(
     errors: list[SourceFailure],
     window_start: datetime,
     policy: Policy,
+    now: datetime | None = None,
 ) -> Observation:
-    """Judge one model's coverage in the window against its thresholds."""
+    """Judge one model's coverage in the window, and in the last interval."""
     key = model_key(model)
     if model.provider is None or model.gateway is None:
         failed = "; ".join(f"{e.source}: {e.message}" for e in errors)
@@ -139,7 +161,27 @@ def observe(
         window_start,
         gap_began=model.gap_began,
         uncovered_cost_usd=cost,
+        recent=None if now is None else _recent(model, now, floor, policy),
     )
+
+
+def _recent(model: ModelCoverage, now: datetime, floor: float, policy: Policy) -> Seen:
+    """The last interval's periods alone: a gap while uncovered calls keep coming."""
+    points = [p for p in model.series if p.start >= now - policy.interval]
+    billed = sum(p.provider for p in points)
+    logged = sum(p.gateway for p in points)
+    if billed == 0 or logged >= billed:
+        return Seen.COVERED
+    if logged / billed < floor:
+        return Seen.GAP
+
+    # The window's cost per uncovered call, against the alert's cost pro rata.
+    cost, calls = model.uncovered_cost_usd, model.uncovered.invocations
+    if cost is None or calls == 0:
+        return Seen.COVERED
+    recent_cost = cost / calls * (billed - logged)
+    allowance = policy.cost_alert_usd * (policy.interval / policy.window)
+    return Seen.GAP if recent_cost > allowance else Seen.COVERED
 
 
 def quiet(model: str, window_start: datetime) -> Observation:
@@ -161,7 +203,7 @@ def advance(
 
 
 def _from_ok(record: AlertStateRecord, seen: Observation, now: datetime) -> Step:
-    if seen.seen is Seen.GAP:
+    if seen.opens_episode:
         return Step(Action.ALERT, record, _opened(record, seen, now))
     if seen.seen is Seen.SOURCE_FAILED:
         after = dataclasses.replace(
@@ -174,7 +216,7 @@ def _from_ok(record: AlertStateRecord, seen: Observation, now: datetime) -> Step
 def _from_alerting(
     record: AlertStateRecord, seen: Observation, now: datetime, policy: Policy
 ) -> Step:
-    if seen.seen is Seen.GAP:
+    if seen.gap_now:
         after = dataclasses.replace(record, reason=seen.reason, ok_streak=0)
         after = _with_cost(after, seen)
         last = record.last_notified_at or record.episode_started_at or now
@@ -183,7 +225,7 @@ def _from_alerting(
                 Action.UPDATE, record, dataclasses.replace(after, last_notified_at=now)
             )
         return Step(Action.NONE, record, after)
-    if seen.seen is Seen.COVERED:
+    if seen.seen in (Seen.COVERED, Seen.GAP):
         return _counted_ok(record, seen, policy)
     # No traffic inside an episode is not a recovery: nothing shows it is over.
     after = dataclasses.replace(
@@ -201,7 +243,7 @@ def _from_no_data(
             Action.NONE, record, dataclasses.replace(record, reason=seen.reason)
         )
     if not in_episode:
-        if seen.seen is Seen.GAP:
+        if seen.opens_episode:
             return Step(Action.ALERT, record, _opened(record, seen, now))
         after = dataclasses.replace(
             record, state=State.OK.value, reason=seen.reason, ok_streak=0
@@ -209,7 +251,7 @@ def _from_no_data(
         return Step(Action.NONE, record, after)
 
     resumed = dataclasses.replace(record, state=State.ALERTING.value, ok_streak=0)
-    if seen.seen is Seen.GAP:
+    if seen.gap_now:
         after = _with_cost(dataclasses.replace(resumed, reason=seen.reason), seen)
         return Step(
             Action.UPDATE, record, dataclasses.replace(after, last_notified_at=now)

@@ -157,7 +157,9 @@ class Watcher:
         seen: dict[str, _Seen] = {}
         for report in reports:
             for model in report.models:
-                observation = observe(model, report.errors, window.start, self.policy)
+                observation = observe(
+                    model, report.errors, window.start, self.policy, window.end
+                )
                 seen[model_key(model)] = _Seen(observation, model, report)
         for key in states:
             seen.setdefault(key, _Seen(quiet(key, window.start)))
