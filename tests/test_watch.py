@@ -15,6 +15,7 @@ import pytest
 import time_machine
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.services import Services, build_services
 from bot.sources.cloudwatch import CloudWatchMetrics
 from bot.standins.cloudwatch import CREDENTIALS, CloudWatchStandin
@@ -310,3 +311,34 @@ async def test_the_watch_runs_inside_serve_as_a_task_and_stops_cleanly(
 
     assert taken
     assert len(posts(world.slack)) == 1
+
+
+async def test_the_daily_digest_is_posted_once_when_due(world: World) -> None:
+    """DIGEST_AT 12:30 UTC: nothing before it, one message after, none the next time."""
+    watcher = world.watcher("one", digest_at="12:30")
+    await world.advance_to(at(25))
+
+    early = await watcher.send_digest()
+    await world.advance_to(at(35))
+    first = await watcher.send_digest()
+    second = await world.watcher("two", digest_at="12:30").send_digest()
+
+    assert (early, second) == (None, None)
+    assert first is not None
+    (post,) = posts(world.slack)
+    assert post.params["channel"] == ALERTS
+    rows = {
+        row[0]["text"]: [cell["text"] for cell in row[1:]]
+        for row in next(b for b in post.params["blocks"] if b["type"] == "table")[
+            "rows"
+        ]
+    }
+    # From 11:00 to 12:35, nineteen 5-minute periods of 10 covered Opus calls,
+    # and the bypass's 40 calls in each of the six from 12:00 to 12:30.
+    assert rows["claude-large"][0] == f"{19 * 10 + 6 * 40:,}"
+    assert rows["claude-large"][-1] == "likely-unauthorized"
+
+
+def test_a_bad_digest_time_fails_at_start_up(world: World) -> None:
+    with pytest.raises(ConfigError, match="DIGEST_AT must be a local time like 09:00"):
+        world.watcher("one", digest_at="9am")

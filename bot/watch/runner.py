@@ -54,7 +54,8 @@ async def watch_forever(
     while True:
         started = monotonic()
         try:
-            await watcher.evaluate()
+            if await watcher.evaluate() is not None:
+                await watcher.send_digest()
         except Exception:
             # One failed evaluation (a database restart, a bug on odd data) must
             # not end the watch; the next interval tries again.

@@ -23,6 +23,7 @@ from bot.services import Services
 from bot.store import AlertStateRecord, Store
 from bot.watch import alerts
 from bot.watch.alerts import Message, Suspects
+from bot.watch.digest import digest_time, send_digest
 from bot.watch.evaluate import (
     Action,
     Observation,
@@ -90,6 +91,8 @@ class Watcher:
             raise ConfigError(
                 "ALERT_CHANNEL must name the channel for alerts; got none"
             )
+        if settings.digest_at is not None:
+            digest_time(settings.digest_at)  # a bad DIGEST_AT fails at start-up
         self.services = services
         self.slack = slack
         self.clock = clock
@@ -101,6 +104,10 @@ class Watcher:
         # Long enough to survive one slow evaluation, short enough that another
         # process takes over within two intervals when this one dies.
         self.lease_ttl = timedelta(seconds=2 * settings.watch_interval)
+
+    async def send_digest(self) -> str | None:
+        """The daily digest, when DIGEST_AT has come and it is not yet posted."""
+        return await send_digest(self.services, self.slack, self.channel, self.clock())
 
     async def evaluate(self) -> list[Posted] | None:
         """One evaluation; None when another process holds the lease."""
