@@ -123,7 +123,8 @@ class TinybirdStandIn(StandIn):
     def start(self) -> Self:
         """Create the table and start serving on a free port."""
         self._dir = Path(tempfile.mkdtemp(prefix="tinybird-standin-"))
-        self._session = chdb_session.Session(str(self._dir))  # type: ignore[no-untyped-call]
+        path = str(self._dir)
+        self._session = chdb_session.Session(path)  # type: ignore[no-untyped-call]
         columns = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS.items())
         self._session.query(
             f"CREATE TABLE {TABLE} ({columns}) "
