@@ -134,6 +134,7 @@ def _closed_port() -> int:
     ("fault", "message", "error_type"),
     [
         ("host-key", "host key mismatch", SourceError),
+        ("host-unknown", "host key not in known_hosts", SourceError),
         ("refused", "connection refused", SourceError),
         ("auth", "authentication failed", SourceError),
         ("hang", "timed out", SourceTimeout),
@@ -143,7 +144,14 @@ def _closed_port() -> int:
             SourceError,
         ),
     ],
-    ids=["host-key-mismatch", "connection-refused", "auth-failed", "hang", "exit-1"],
+    ids=[
+        "host-key-mismatch",
+        "host-not-in-known-hosts",
+        "connection-refused",
+        "auth-failed",
+        "hang",
+        "exit-1",
+    ],
 )
 async def test_a_failing_host_is_named_while_another_answers(
     tmp_path: Path,
@@ -163,6 +171,8 @@ async def test_a_failing_host_is_named_while_another_answers(
             stranger = asyncssh.generate_private_key("ssh-ed25519")
             key = stranger.export_public_key().decode().strip()
             trusted = f"[127.0.0.1]:{bad.port} {key}\n"
+        if fault == "host-unknown":
+            trusted = ""
         bad.fault = {"hang": Fault.HANG, "exit": Fault.EXIT_NONZERO}.get(
             fault, Fault.NONE
         )
@@ -316,6 +326,36 @@ def test_bad_target_specs_are_refused(spec: str) -> None:
     """Anything but user@host[:port] is an InputError."""
     with pytest.raises(InputError):
         JournalTarget.parse(spec)
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "known_hosts",
+            "SSH_KNOWN_HOSTS must name a readable known_hosts file; got {path!r} "
+            "(No such file or directory)",
+        ),
+        (
+            "client_key",
+            "SSH_KEY_PATH must name a readable private key without a passphrase; "
+            "got {path!r} (No such file or directory)",
+        ),
+    ],
+    ids=["known-hosts", "client-key"],
+)
+async def test_a_missing_key_file_is_refused_before_any_host(
+    tmp_path: Path, ssh_standin: SshStandin, field: str, message: str
+) -> None:
+    """A missing known_hosts or client key is one ConfigError, and no command runs."""
+    missing = tmp_path / "nowhere"
+    options = options_for(ssh_standin, **{field: missing})
+
+    with pytest.raises(ConfigError) as caught:
+        await read_journal([target_of(ssh_standin)], options, T0, at(60))
+
+    assert str(caught.value) == message.format(path=str(missing))
+    assert ssh_standin.commands == []
 
 
 def test_host_keys_cannot_go_unverified() -> None:
