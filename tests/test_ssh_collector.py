@@ -21,7 +21,7 @@ from bot.sources.ssh import (
     read_journal_from_settings,
     stat_remote_file,
 )
-from bot.standins.ssh import Fault, SshStandin
+from bot.standins.ssh import Fault, SshStandin, environment_lines, serve_by_hand
 from tests.fixtures_ssh import (
     ENV_FILE,
     HAIKU,
@@ -367,3 +367,33 @@ def test_host_keys_cannot_go_unverified() -> None:
         "SSH_KNOWN_HOSTS must name a known_hosts file: host keys are always "
         "verified; got nothing"
     )
+
+
+async def test_standins_served_by_hand_share_one_key_and_known_hosts(
+    tmp_path: Path, journal_file: Path
+) -> None:
+    """`python -m bot.standins.ssh --hosts 2`: one key and one known_hosts for both."""
+    standins = await serve_by_hand(journal_file, UNIT, 2, tmp_path / "by-hand")
+    try:
+        exports = environment_lines(standins, UNIT, tmp_path / "by-hand")
+        options = options_for(
+            standins[0], known_hosts=tmp_path / "by-hand" / "known_hosts"
+        )
+        result = await read_journal(
+            [target_of(s) for s in standins], options, T0, at(60)
+        )
+    finally:
+        for standin in standins:
+            await standin.stop()
+
+    ports = [s.port for s in standins]
+    assert exports.splitlines() == [
+        f"export JOURNAL_HOSTS=usage-bot@127.0.0.1:{ports[0]},"
+        f"usage-bot@127.0.0.1:{ports[1]}",
+        f"export JOURNAL_UNIT={UNIT}",
+        f"export SSH_KEY_PATH={tmp_path / 'by-hand' / 'host-1' / 'client_key'}",
+        f"export SSH_KNOWN_HOSTS={tmp_path / 'by-hand' / 'known_hosts'}",
+    ]
+    assert result.errors == []
+    assert [h.host for h in result.hosts] == [f"127.0.0.1:{p}" for p in ports]
+    assert result.models[SONNET] == Counts(6, 802, 122)
