@@ -12,6 +12,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from bot.cli import answers
+from bot.config import Settings
+from bot.errors import InputError
+from bot.services import build_services
 from bot.standins.ssh import (
     SshStandin,
     format_ip_log,
@@ -81,12 +85,12 @@ def gateway(tinybird: TinybirdStandIn) -> TinybirdStandIn:
 
 
 async def cli(
-    host: SshStandin, tinybird: TinybirdStandIn, *args: str
+    host: SshStandin, tinybird: TinybirdStandIn, *args: str, hosts: str = ""
 ) -> tuple[int, dict, str]:
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
-        "JOURNAL_HOSTS": host.target,
+        "JOURNAL_HOSTS": hosts or host.target,
         "JOURNAL_UNIT": UNIT,
         "SSH_KEY_PATH": str(host.client_key_path),
         "SSH_KNOWN_HOSTS": str(host.known_hosts_path),
@@ -182,3 +186,87 @@ async def test_a_host_whose_key_does_not_match_is_refused(
         {"source": f"127.0.0.1:{host.port}", "message": "host key mismatch"}
     ]
     assert host.commands == []
+
+
+async def test_ipcheck_for_one_ip_gives_its_activity_per_period(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """The attacker's 30 requests land in the 5-minute period that holds them."""
+    status, doc, _ = await cli(host, gateway, "ipcheck", f"::ffff:{ATTACKER}", "1h")
+
+    assert status == 0
+    assert doc["ip"] == ATTACKER
+    assert [(s["ip"], s["requests"]) for s in doc["ips"]] == [(ATTACKER, 30)]
+    busy = at(20).replace(minute=at(20).minute - at(20).minute % 5)
+    assert [(p["start"], p["requests"]) for p in doc["series"] if p["requests"]] == [
+        (busy.isoformat(), 30)
+    ]
+    assert len(doc["series"]) in (12, 13)
+
+
+async def test_a_wrong_key_on_one_of_two_hosts_leaves_the_other_answering(
+    tmp_path: Path, host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """The impostor is named, the true host's figures stand, the exit status is 1."""
+    path = write_journal(tmp_path / "other.log", journal())
+    async with SshStandin(
+        tmp_path / "other", {UNIT: path}, client_key=host.client_key
+    ) as other:
+        impostor = asyncssh.generate_private_key("ssh-ed25519")
+        key = impostor.export_public_key().decode().strip()
+        host.known_hosts_path.write_text(
+            host.known_hosts_line() + f"[127.0.0.1]:{other.port} {key}\n"
+        )
+        hosts = f"{host.target},{other.target}"
+
+        status, doc, _ = await cli(host, gateway, "coverage", "logs", "1h", hosts=hosts)
+
+    assert status == 1
+    models = {m["provider_model_id"]: m for m in doc["models"]}
+    assert models[OPUS]["logs"]["invocations"] == 50
+    assert [h["host"] for h in doc["hosts"]] == [f"127.0.0.1:{host.port}"]
+    assert doc["errors"] == [
+        {"source": f"127.0.0.1:{other.port}", "message": "host key mismatch"}
+    ]
+    assert other.commands == []
+
+
+HOSTILE = ["1.1.1.1; rm -rf /", "$(id)", "x" * 10_000]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        *HOSTILE,
+        *(f"{text} 1h" for text in HOSTILE),
+        *(f"203.0.113.9 {text}" for text in HOSTILE),
+        *(f"logs {text}" for text in HOSTILE),
+    ],
+    ids=[
+        f"{where}-{name}"
+        for where in ("ipcheck", "ipcheck-then-window", "ipcheck-window", "logs")
+        for name in ("shell-tail", "substitution", "huge")
+    ],
+)
+async def test_hostile_input_never_reaches_the_remote_command(
+    host: SshStandin, gateway: TinybirdStandIn, words: str
+) -> None:
+    """Refused as input; the host then sees only the bot's own quoted command."""
+    settings = Settings(**host.settings_values(), journal_unit=UNIT)
+    services = build_services(settings)
+    prepare = (
+        answers.prepare_coverage
+        if words.startswith("logs")
+        else (answers.prepare_ipcheck)
+    )
+
+    with pytest.raises(InputError):
+        prepare(words, services)
+    answer = await answers.prepare_ipcheck("203.0.113.77 1h", services)()
+
+    assert answer.doc["total_requests"] == 30
+    (command,) = host.commands
+    assert command.startswith(f"journalctl -u {UNIT} --since @")
+    assert command.endswith(" --grep IP-LOG -o short-iso --no-pager")
+    for part in ("rm -rf", "$(", "id)", "xxxx", ";"):
+        assert part not in command

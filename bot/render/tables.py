@@ -229,7 +229,12 @@ def _top(pairs: list[tuple[str, int]], limit: int = 3) -> str:
 
 
 def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
-    """`/ipcheck`: callers by requests; outside the expected ingress is flagged."""
+    """`/ipcheck`: callers by requests; outside the expected ingress is flagged.
+
+    With an IP asked for, the answer is that IP's activity per period instead.
+    """
+    if report.ip is not None:
+        return ip_activity_table(report, tz)
     rows = [
         [
             ip.ip,
@@ -266,6 +271,34 @@ def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
         ],
         rows=rows,
         total=["total", numbers.count(report.total_requests), "", "", "", "", ""],
+        notes=notes,
+    )
+
+
+def ip_activity_table(report: IpcheckReport, tz: str) -> Table:
+    """`/ipcheck IP`: that IP's requests per period, what it asked for in the notes."""
+    minutes = report.window.period // 60
+    rows = [
+        [_clock(point.start, tz), numbers.count(point.requests)]
+        for point in report.series
+    ]
+    seen = report.ips[0] if report.ips else None
+    if seen is None:
+        notes = [f"{report.ip} is not in the service logs of this window."]
+    else:
+        where = "inside" if seen.expected_ingress else "OUTSIDE"
+        notes = [
+            f"{seen.ip}: {where} the expected ingress ranges; first seen "
+            f"{_clock(seen.first_seen, tz)}, last seen {_clock(seen.last_seen, tz)}.",
+            f"models: {_top(seen.models)}; tokens: {_top(seen.token_prefixes)}; "
+            f"paths: {_top(seen.paths)}",
+        ]
+    label = report.window.label
+    return Table(
+        title=f"Requests from {report.ip} per {minutes} min, last {label}",
+        columns=[Column("from", "left"), Column("requests")],
+        rows=rows,
+        total=["total", numbers.count(sum(p.requests for p in report.series))],
         notes=notes,
     )
 
