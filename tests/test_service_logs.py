@@ -2,6 +2,7 @@
 an SSH host given by the environment, the event store beside it."""
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -85,7 +86,11 @@ def gateway(tinybird: TinybirdStandIn) -> TinybirdStandIn:
 
 
 async def cli(
-    host: SshStandin, tinybird: TinybirdStandIn, *args: str, hosts: str = ""
+    host: SshStandin,
+    tinybird: TinybirdStandIn,
+    *args: str,
+    hosts: str = "",
+    database: str = "sqlite://",
 ) -> tuple[int, dict, str]:
     env = {
         "PATH": os.environ["PATH"],
@@ -97,7 +102,7 @@ async def cli(
         "TB_HOST": tinybird.url,
         "TB_TOKEN": tinybird.token,
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "DATABASE_URL": "sqlite://",
+        "DATABASE_URL": database,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, "--json",
@@ -270,3 +275,22 @@ async def test_hostile_input_never_reaches_the_remote_command(
     assert command.endswith(" --grep IP-LOG -o short-iso --no-pager")
     for part in ("rm -rf", "$(", "id)", "xxxx", ";"):
         assert part not in command
+
+
+async def test_ipcheck_in_a_terminal_is_audited_with_the_user(
+    tmp_path: Path, host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """A terminal use leaves the audit line a Slack use would, naming the OS user."""
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+
+    status, _, _ = await cli(host, gateway, "ipcheck", "1h", database=database)
+
+    store = await build_services(Settings(database_url=database)).store()
+    (entry,) = await store.audit_entries()
+    assert status == 0
+    assert (entry.actor, entry.action, entry.target, entry.outcome) == (
+        f"cli:{getpass.getuser()}",
+        "/ipcheck",
+        "1h",
+        "allowed",
+    )
