@@ -4,7 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.sources.journal import CACHE_LIMIT, JournalTally, normalise_ip, tally_lines
+from bot.sources.journal import (
+    CACHE_LIMIT,
+    ChunkedLines,
+    JournalTally,
+    normalise_ip,
+    tally_lines,
+)
 from bot.sources.records import Counts
 
 PREFIX = "2026-12-03T21:00:05+0000 enter-services node[812]: "
@@ -140,3 +146,50 @@ def test_caches_stay_bounded() -> None:
     assert tally.unparsed == CACHE_LIMIT + 100
     assert 0 < len(tally._peers) <= CACHE_LIMIT
     assert 0 < len(tally._times) <= CACHE_LIMIT
+
+
+STREAM = (
+    f"{PREFIX}[TOKEN-USAGE] model={MODEL} input=100 output=20\n"
+    f"{PREFIX}[IP-LOG] [2026-12-03T21:00:05Z] [text] IP=::ffff:1.2.3.4 "
+    "path=/é model=m token=sk_a\n"
+    f"{PREFIX}other line with ünïcode\n"
+    f"{PREFIX}[TOKEN-USAGE] model={MODEL} input=5 output=1"
+).encode()
+
+
+def _streamed(chunks: list[bytes], max_line_bytes: int = 1024) -> JournalTally:
+    tally = JournalTally()
+    lines = ChunkedLines(tally, max_line_bytes)
+    for chunk in chunks:
+        lines.feed(chunk)
+    lines.close()
+    return tally
+
+
+def test_stream_cut_anywhere_gives_the_same_tally() -> None:
+    """Lines and UTF-8 characters cut across chunks, at every byte, read whole."""
+    for cut in range(1, len(STREAM)):
+        tally = _streamed([STREAM[:cut], STREAM[cut:]])
+
+        assert tally.models == {MODEL: Counts(2, 105, 21)}, cut
+        assert tally.ips.by_ip["1.2.3.4"].paths == {"/é": 1}, cut
+        assert (tally.lines, tally.unparsed) == (4, 0), cut
+
+
+def test_stream_in_one_byte_chunks() -> None:
+    """The smallest chunks the channel could hand over still give every line."""
+    tally = _streamed([STREAM[at : at + 1] for at in range(len(STREAM))])
+
+    assert tally.models == {MODEL: Counts(2, 105, 21)}
+    assert (tally.lines, tally.unparsed) == (4, 0)
+
+
+def test_an_overlong_line_is_one_unparsed_line_and_the_next_reads() -> None:
+    """A line past the limit is dropped as it streams, counted once, and skipped."""
+    usage = f"{PREFIX}[TOKEN-USAGE] model={MODEL} input=1 output=1\n".encode()
+    chunks = [usage, b"[TOKEN-USAGE] " + b"x" * 300, b"y" * 900, b"z\n" + usage]
+
+    tally = _streamed(chunks, max_line_bytes=1000)
+
+    assert tally.models == {MODEL: Counts(2, 2, 2)}
+    assert (tally.lines, tally.unparsed) == (3, 1)

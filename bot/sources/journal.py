@@ -25,6 +25,8 @@ TOKEN_PREFIX_CHARS = 4
 # Caches for values that repeat across lines (peers, timestamps); cleared when full
 # so a long journal cannot grow them without bound.
 CACHE_LIMIT = 65536
+# A line longer than this is not one of ours; it is dropped and counted unparsed.
+MAX_LINE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -222,6 +224,54 @@ class JournalTally:
         found = None if when is None else (when, int(when.timestamp()) // 60)
         self._times[raw] = found
         return found
+
+
+class ChunkedLines:
+    """Bytes as they come off the wire, cut into whole lines and fed to a tally.
+
+    Only the unfinished last line is kept between chunks. Each run of whole lines
+    is decoded at once: a newline byte never falls inside a UTF-8 sequence.
+    """
+
+    def __init__(self, tally: JournalTally, max_line_bytes: int = MAX_LINE_BYTES):
+        self.tally = tally
+        self.max_line_bytes = max_line_bytes
+        self._carry = b""
+        # Inside a line already counted as too long: drop bytes up to its newline.
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Read the next bytes of the stream."""
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._hold(chunk)
+            return
+
+        head, self._carry = self._carry + chunk[: end + 1], b""
+        if self._skipping:
+            head = head[head.find(b"\n") + 1 :]
+            self._skipping = False
+        text = head.decode("utf-8", "replace")
+        feed = self.tally.feed
+        for line in text.split("\n")[:-1]:
+            feed(line)
+        self._hold(chunk[end + 1 :])
+
+    def close(self) -> None:
+        """The stream ended: a last line without its newline still counts."""
+        if self._carry and not self._skipping:
+            self.tally.feed(self._carry.decode("utf-8", "replace"))
+        self._carry = b""
+
+    def _hold(self, tail: bytes) -> None:
+        if self._skipping:
+            return
+        self._carry += tail
+        if len(self._carry) > self.max_line_bytes:
+            self.tally.lines += 1
+            self.tally.unparsed += 1
+            self._carry = b""
+            self._skipping = True
 
 
 def _count(text: str) -> int:

@@ -20,7 +20,7 @@ import asyncssh
 
 from bot.config import Settings
 from bot.errors import ConfigError, InputError, SourceError, SourceTimeout
-from bot.sources.journal import JournalTally
+from bot.sources.journal import ChunkedLines, JournalTally
 from bot.sources.records import Counts
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 # journalctl over a busy hour can take far longer than opening the connection.
 COMMAND_TIMEOUT_SECONDS = 60.0
 _CHUNK_BYTES = 256 * 1024
-# A line longer than this is not one of ours; it is dropped and counted unparsed.
-_MAX_LINE_BYTES = 1024 * 1024
 _STDERR_KEEP = 4096
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -369,15 +367,15 @@ async def _stream(
     target: JournalTarget, conn: Any, command: str
 ) -> tuple[HostReport, JournalTally]:
     tally = JournalTally()
+    lines = ChunkedLines(tally)
     received = 0
     async with conn.create_process(command, encoding=None) as process:
         stderr = asyncio.ensure_future(_head(process.stderr))
-        carry = b""
+        # Parsed as it arrives: memory holds one chunk, never the whole output.
         while chunk := await process.stdout.read(_CHUNK_BYTES):
             received += len(chunk)
-            carry = _feed(tally, carry + chunk)
-        if carry:
-            tally.feed(carry.decode("utf-8", "replace"))
+            lines.feed(chunk)
+        lines.close()
         await process.wait()
         errors = await stderr
 
@@ -390,18 +388,6 @@ async def _stream(
         )
     report = HostReport(target.name, tally.lines, tally.unparsed, received)
     return report, tally
-
-
-def _feed(tally: JournalTally, data: bytes) -> bytes:
-    lines = data.split(b"\n")
-    carry = lines.pop()
-    for line in lines:
-        tally.feed(line.decode("utf-8", "replace"))
-    if len(carry) > _MAX_LINE_BYTES:
-        tally.lines += 1
-        tally.unparsed += 1
-        return b""
-    return carry
 
 
 async def _head(reader: Any) -> bytes:
