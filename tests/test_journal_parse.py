@@ -48,6 +48,12 @@ def test_token_usage_lines_sum_per_model() -> None:
         ("[IP-LOG] [2026-12-03T21:00:05Z] [text] IP=999.1.1.1 path=/ model=m", 1),
         ("[IP-LOG] [2026-12-03T21:00:05Z] [text] IP=1.2.3.4 model=m", 1),
         ("[IP-LOG] [2026-12-03T21:00:05Z] [text] IP=1.2.3.4 path=/", 1),
+        ("[TOKEN-USAGE] model=m input=\u00b2 output=2", 1),
+        (
+            "[IP-LOG] [2026-12-03T21:00:05Z] [text] IP=::ffff:1.2.3.\u00b2 "
+            "path=/ model=m",
+            1,
+        ),
     ],
     ids=[
         "other-line",
@@ -61,6 +67,8 @@ def test_token_usage_lines_sum_per_model() -> None:
         "ip-bad-address",
         "ip-no-path",
         "ip-no-model",
+        "superscript-count",
+        "superscript-octet",
     ],
 )
 def test_odd_lines_are_counted_not_fatal(message: str, unparsed: int) -> None:
@@ -193,3 +201,24 @@ def test_an_overlong_line_is_one_unparsed_line_and_the_next_reads() -> None:
 
     assert tally.models == {MODEL: Counts(2, 2, 2)}
     assert (tally.lines, tally.unparsed) == (3, 1)
+
+
+def test_fields_in_another_order_or_with_extras_still_read() -> None:
+    """Beyond the usual layout, fields are found by name wherever they stand."""
+    lines = [
+        f"{PREFIX}[TOKEN-USAGE] model={MODEL} cached=3 input=10 output=2",
+        f"{PREFIX}[TOKEN-USAGE] output_tokens=1 input_tokens=4 model={MODEL}",
+        f"{PREFIX}[IP-LOG] [2026-12-03T21:00:05Z] [text] model=m path=/x "
+        "IP=::ffff:1.2.3.4 token=sk_abcdef region=eu",
+    ]
+
+    tally = tally_lines(lines)
+
+    assert tally.models == {MODEL: Counts(2, 14, 3)}
+    activity = tally.ips.by_ip["1.2.3.4"]
+    assert (activity.models, activity.paths, activity.token_prefixes) == (
+        {"m": 1},
+        {"/x": 1},
+        {"sk_a": 1},
+    )
+    assert (tally.lines, tally.unparsed) == (3, 0)
