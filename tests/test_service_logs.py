@@ -294,3 +294,44 @@ async def test_ipcheck_in_a_terminal_is_audited_with_the_user(
         "1h",
         "allowed",
     )
+
+
+async def test_a_model_the_catalog_lacks_is_asked_of_the_gateway_too(
+    tmp_path: Path, tinybird: TinybirdStandIn
+) -> None:
+    """A journal model outside the catalog is compared, not taken for missing."""
+    mistral = "mistral.mistral-large-2407-v1:0"
+    lines = [format_token_usage(at(15, i), mistral, 200, 20) for i in range(10)]
+    lines += [format_token_usage(at(15, i), NOVA, 50, 5) for i in range(4)]
+    tinybird.insert_events(
+        [GatewayEvent(at(15, i), mistral, token_count_prompt_text=200,
+                      token_count_completion_text=20) for i in range(10)]
+        + [GatewayEvent(at(15, i), NOVA, token_count_prompt_text=50,
+                        token_count_completion_text=5) for i in range(3)]
+    )  # fmt: skip
+    path = write_journal(tmp_path / "journal.log", lines)
+    async with SshStandin(tmp_path / "ssh", {UNIT: path}) as standin:
+        settings = Settings(
+            **standin.settings_values(),
+            journal_unit=UNIT,
+            tb_host=tinybird.url,
+            tb_token=tinybird.token,
+        )
+
+        answer = await answers.prepare_coverage("logs 1h", build_services(settings))()
+
+    found = {m["provider_model_id"]: m for m in answer.doc["models"]}
+    assert found[mistral]["model"] is None
+    assert (
+        found[mistral]["gateway"]
+        == found[mistral]["logs"]
+        == {
+            "invocations": 10,
+            "input_tokens": 2_000,
+            "output_tokens": 200,
+        }
+    )
+    assert found[mistral]["verdict"] == "consistent"
+    assert found[NOVA]["gateway"]["invocations"] == 3
+    assert found[NOVA]["verdict"] == "gateway-missing-events"
+    assert answer.doc["errors"] == []
