@@ -17,7 +17,7 @@ import asyncssh
 
 from bot.sources.journal import ChunkedLines, JournalTally
 from bot.sources.records import Counts
-from bot.sources.ssh import JournalTarget, SshOptions, read_journal
+from bot.sources.ssh import JournalTarget, QueryKind, SshOptions, read_journal
 from bot.standins.ssh import (
     SshStandin,
     format_ip_log,
@@ -188,6 +188,26 @@ async def ssh_bytes(workdir: Path, journal: Path) -> tuple[int, int, int, float]
         return filtered, standin.bytes_sent - filtered, result.hosts[0].lines, elapsed
 
 
+async def ssh_peak(workdir: Path, journal: Path) -> tuple[int, int, float]:
+    """Peak traced memory of one whole collection over SSH, the stand-in included."""
+    async with SshStandin(workdir / f"ssh-{journal.stem}", {UNIT: journal}) as standin:
+        options = SshOptions(
+            known_hosts=standin.known_hosts_path,
+            client_key=standin.client_key_path,
+            unit=UNIT,
+            command_timeout=600.0,
+        )
+        target = JournalTarget.parse(standin.target)
+        started = time.perf_counter()
+        tracemalloc.start()
+        result = await read_journal(
+            [target], options, START, START + timedelta(hours=1), QueryKind.TOKENS
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak, result.hosts[0].bytes_received, time.perf_counter() - started
+
+
 def keep(source: Path, target: Path, tag: str, lines: int) -> None:
     """The first `lines` lines with `tag`, as `journalctl --grep` would send them."""
     kept = 0
@@ -254,6 +274,15 @@ def main() -> None:
         print("\npeak traced memory of the streaming parser")
         for (label, lines), peak in memory.items():
             print(f"{label:<26} {lines:>9,} lines: {peak / 1024:>7,.0f} KiB")
+
+        print("\npeak traced memory of a whole collection over SSH (stand-in too)")
+        for lines in sizes:
+            path = workdir / f"TOKEN-USAGE-{lines}.log"
+            peak, received, elapsed = asyncio.run(ssh_peak(workdir, path))
+            print(
+                f"{lines:>9,} token lines: {peak / 1024:>7,.0f} KiB for"
+                f" {received / 1e6:,.1f} MB received in {elapsed:.1f} s"
+            )
 
         hour = workdir / "hour.log"
         write_hour(hour, 20_000)
