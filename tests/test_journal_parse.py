@@ -1,5 +1,6 @@
 """The journal parser: exact tallies from known lines, odd lines counted, not fatal."""
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -222,3 +223,23 @@ def test_fields_in_another_order_or_with_extras_still_read() -> None:
         {"sk_a": 1},
     )
     assert (tally.lines, tally.unparsed) == (3, 0)
+
+
+def test_arbitrary_bytes_never_raise() -> None:
+    """Whatever a host sends, the stream is counted, never a crash mid-collection."""
+    rng = random.Random(4)
+    pieces = [
+        "[TOKEN-USAGE] ", "[IP-LOG] ", "[2026-12-03T21:00:05.1Z]", "model=", "input=",
+        "output=", "IP=", "::ffff:", "path=", "token=", "=", "]", "[", " ", "\u00b2",
+        "1", "255.", "\u0663", "\udcff", "é", "\t", "-- No entries --",
+    ]  # fmt: skip
+    lines = []
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 14)))
+        lines.append(PREFIX + text)
+    data = "\n".join(lines).encode("utf-8", "surrogateescape") + bytes([0xFF, 0x0A])
+
+    tally = _streamed([data[at : at + 777] for at in range(0, len(data), 777)])
+
+    assert tally.lines == 3000
+    assert 0 < tally.unparsed < tally.lines
