@@ -335,3 +335,19 @@ async def test_a_model_the_catalog_lacks_is_asked_of_the_gateway_too(
     assert found[NOVA]["gateway"]["invocations"] == 3
     assert found[NOVA]["verdict"] == "gateway-missing-events"
     assert answer.doc["errors"] == []
+
+
+async def test_ipcheck_in_a_terminal_is_not_run_unaudited(
+    tmp_path: Path, host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """Without an audit log to write to, the command is refused and no host asked."""
+    database = f"sqlite:///{tmp_path / 'missing' / 'audit.db'}"
+
+    status, doc, err = await cli(host, gateway, "ipcheck", "1h", database=database)
+
+    assert (status, doc) == (2, {})
+    assert err.startswith(
+        "ipcheck not run: its use could not be written to the audit log "
+        "(DATABASE_URL): (sqlite3.OperationalError) unable to open database file"
+    )
+    assert host.commands == []

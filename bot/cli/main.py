@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import logs, messages
 from bot.cli import answers
@@ -67,7 +68,12 @@ def command_handler(name: str, prepare: Preparer) -> Handler:
 
         user = _os_user()
         if name in SECURITY_COMMANDS:
-            await _audit(services, name, words, user)
+            try:
+                await _audit(services, name, words, user)
+            except SQLAlchemyError as exc:
+                # No audit line, no answer: a security command is not run unrecorded.
+                print(messages.audit_failed(name, exc), file=sys.stderr)
+                return EXIT_BAD_INPUT
 
         started = time.monotonic()
         answer = await prepared()
