@@ -143,6 +143,12 @@ def _closed_port() -> int:
             "journalctl exited 1: Failed to add filter for units: No data available",
             SourceError,
         ),
+        (
+            "unreadable",
+            "journal not readable by this user: add it to the systemd-journal "
+            "group or set JOURNAL_SUDO=true",
+            SourceError,
+        ),
     ],
     ids=[
         "host-key-mismatch",
@@ -151,6 +157,7 @@ def _closed_port() -> int:
         "auth-failed",
         "hang",
         "exit-1",
+        "journal-unreadable",
     ],
 )
 async def test_a_failing_host_is_named_while_another_answers(
@@ -173,9 +180,11 @@ async def test_a_failing_host_is_named_while_another_answers(
             trusted = f"[127.0.0.1]:{bad.port} {key}\n"
         if fault == "host-unknown":
             trusted = ""
-        bad.fault = {"hang": Fault.HANG, "exit": Fault.EXIT_NONZERO}.get(
-            fault, Fault.NONE
-        )
+        bad.fault = {
+            "hang": Fault.HANG,
+            "exit": Fault.EXIT_NONZERO,
+            "unreadable": Fault.UNREADABLE,
+        }.get(fault, Fault.NONE)
         known_hosts = tmp_path / "known_hosts"
         known_hosts.write_text(ssh_standin.known_hosts_line() + trusted)
         port = _closed_port() if fault == "refused" else bad.port

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 # journalctl over a busy hour can take far longer than opening the connection.
 COMMAND_TIMEOUT_SECONDS = 60.0
 _CHUNK_BYTES = 256 * 1024
+UNREADABLE_HINT = "not seeing messages from other users and the system"
+UNREADABLE = (
+    "journal not readable by this user: add it to the systemd-journal group "
+    "or set JOURNAL_SUDO=true"
+)
 _STDERR_KEEP = 4096
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -380,12 +385,15 @@ async def _stream(
         errors = await stderr
 
     status = process.exit_status
+    message = errors.decode("utf-8", "replace")
     # journalctl --grep exits 1 when nothing matched, after printing this marker.
-    quiet = status == 1 and tally.no_entries and not errors.strip()
+    quiet = status == 1 and tally.no_entries and not message.strip()
     if status != 0 and not quiet:
-        raise _exit_error(
-            target, "journalctl", status, errors.decode("utf-8", "replace")
-        )
+        raise _exit_error(target, "journalctl", status, message)
+    # A user outside systemd-journal sees only its own entries: journalctl exits 0
+    # with this hint, and an empty answer would pass for a quiet service.
+    if UNREADABLE_HINT in message:
+        raise SourceError(target.name, UNREADABLE)
     report = HostReport(target.name, tally.lines, tally.unparsed, received)
     return report, tally
 

@@ -35,9 +35,15 @@ class Fault(StrEnum):
     NONE = "none"
     HANG = "hang"
     EXIT_NONZERO = "exit-nonzero"
+    # journalctl run by a user outside systemd-journal: nothing, exit 0, a hint.
+    UNREADABLE = "unreadable"
 
 
 FAULT_STDERR = "Failed to add filter for units: No data available\nsecond line\n"
+UNREADABLE_STDERR = (
+    "Hint: You are currently not seeing messages from other users and the system.\n"
+    "      Users in groups 'adm', 'systemd-journal' can see all messages.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,10 @@ class SshStandin:
         if self.fault is Fault.EXIT_NONZERO:
             process.stderr.write(FAULT_STDERR)
             return 1
+        if self.fault is Fault.UNREADABLE:
+            process.stderr.write(UNREADABLE_STDERR)
+            await self._send(process, "-- No entries --\n")
+            return 0
 
         if argv[:1] == ["journalctl"]:
             return await self._journalctl(process, argv[1:])
