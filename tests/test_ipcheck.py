@@ -22,6 +22,7 @@ from bot.errors import ConfigError, InputError
 from bot.render.tables import ipcheck_table
 from bot.sources.journal import IpLog, tally_lines
 from bot.sources.records import Counts
+from bot.sources.ssh import HostReport
 from bot.standins.ssh import format_ip_log
 from bot.windows import Window
 
@@ -203,9 +204,9 @@ def test_ipcheck_for_one_ip_is_a_table_per_period() -> None:
     window = Window(start=T0, end=T0 + timedelta(hours=1), period=900, label="1h")
     networks = ingress_networks()
     summaries = [s for s in summarise_ips(_log(), networks) if s.ip == STRAY]
-    report = IpcheckReport(
-        window, STRAY, summaries, ip_activity_series(_log(), STRAY, window), []
-    )
+    series = ip_activity_series(_log(), STRAY, window)
+    hosts = [HostReport("enter-services", 9, 1, 900)]
+    report = IpcheckReport(window, STRAY, summaries, series, hosts)
 
     table = ipcheck_table(report, "UTC", limit=25)
 
@@ -221,6 +222,7 @@ def test_ipcheck_for_one_ip_is_a_table_per_period() -> None:
         f"{STRAY}: OUTSIDE the expected ingress ranges; first seen 12-03 21:03, "
         "last seen 12-03 22:15.",
         "models: claude (4), mistral (1); tokens: pk_9 (4); paths: /openai (5)",
+        "enter-services: 9 lines, 1 unparsed",
     ]
 
 

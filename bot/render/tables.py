@@ -12,6 +12,7 @@ from bot.analysis.usage import UsageReport
 from bot.catalog import Catalog
 from bot.render import numbers
 from bot.sources.records import Counts
+from bot.sources.ssh import HostReport
 
 Align = Literal["left", "right"]
 
@@ -201,11 +202,7 @@ def logs_table(report: LogsReport, catalog: Catalog) -> Table:
         for verdict in dict.fromkeys(item.verdict for item in report.models)
         if verdict is not LogsVerdict.CONSISTENT
     ]
-    notes += [
-        f"{host.host}: {numbers.count(host.lines)} lines, "
-        f"{numbers.count(host.unparsed)} unparsed"
-        for host in report.hosts
-    ]
+    notes += _host_notes(report.hosts)
     return Table(
         title=f"Service logs against the gateway, last {report.window.label}",
         columns=[
@@ -220,6 +217,14 @@ def logs_table(report: LogsReport, catalog: Catalog) -> Table:
         rows=rows,
         notes=notes,
     )
+
+
+def _host_notes(hosts: list[HostReport]) -> list[str]:
+    return [
+        f"{host.host}: {numbers.count(host.lines)} lines, "
+        f"{numbers.count(host.unparsed)} unparsed"
+        for host in hosts
+    ]
 
 
 def _top(pairs: list[tuple[str, int]], limit: int = 3) -> str:
@@ -257,6 +262,7 @@ def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
             f"{who} the service from outside the expected ingress ranges, "
             "i.e. directly."
         )
+    notes += _host_notes(report.hosts)
     subject = f" for {report.ip}" if report.ip else ""
     return Table(
         title=f"Callers of the service{subject}, last {report.window.label}",
@@ -293,6 +299,7 @@ def ip_activity_table(report: IpcheckReport, tz: str) -> Table:
             f"models: {_top(seen.models)}; tokens: {_top(seen.token_prefixes)}; "
             f"paths: {_top(seen.paths)}",
         ]
+    notes += _host_notes(report.hosts)
     label = report.window.label
     return Table(
         title=f"Requests from {report.ip} per {minutes} min, last {label}",
