@@ -39,3 +39,12 @@ def for_user(command: str, error: BotError) -> str:
 
 def partial(sources: list[str]) -> str:
     return "Partial answer: no data from " + ", ".join(sources) + "."
+
+
+def audit_failed(command: str, error: Exception) -> str:
+    """A terminal security command refused because its audit line could not be kept."""
+    detail = str(error).splitlines()[0][:160]
+    return (
+        f"{command} not run: its use could not be written to the audit log "
+        f"(DATABASE_URL): {detail}"
+    )

@@ -7,6 +7,7 @@ import pytest
 from bot.analysis.ingress import ingress_networks, is_expected_ingress
 from bot.analysis.ipcheck import (
     ActivityPoint,
+    IpcheckReport,
     IpSummary,
     ip_activity_series,
     parse_ip_argument,
@@ -18,8 +19,10 @@ from bot.analysis.logs_coverage import (
     compare_logs_with_gateway,
 )
 from bot.errors import ConfigError, InputError
+from bot.render.tables import ipcheck_table
 from bot.sources.journal import IpLog, tally_lines
 from bot.sources.records import Counts
+from bot.sources.ssh import HostReport
 from bot.standins.ssh import format_ip_log
 from bot.windows import Window
 
@@ -194,3 +197,42 @@ def test_nothing_on_either_side_is_consistent() -> None:
     found = compare_logs_with_gateway({"a": Counts()}, {})
 
     assert found[0].verdict is LogsVerdict.CONSISTENT
+
+
+def test_ipcheck_for_one_ip_is_a_table_per_period() -> None:
+    """With an IP, the answer lists its requests per period and what it asked for."""
+    window = Window(start=T0, end=T0 + timedelta(hours=1), period=900, label="1h")
+    networks = ingress_networks()
+    summaries = [s for s in summarise_ips(_log(), networks) if s.ip == STRAY]
+    series = ip_activity_series(_log(), STRAY, window)
+    hosts = [HostReport("enter-services", 9, 1, 900)]
+    report = IpcheckReport(window, STRAY, summaries, series, hosts)
+
+    table = ipcheck_table(report, "UTC", limit=25)
+
+    assert table.title == f"Requests from {STRAY} per 15 min, last 1h"
+    assert table.all_rows() == [
+        ["12-03 21:00", "1"],
+        ["12-03 21:15", "0"],
+        ["12-03 21:30", "2"],
+        ["12-03 21:45", "1"],
+        ["total", "4"],
+    ]
+    assert table.notes == [
+        f"{STRAY}: OUTSIDE the expected ingress ranges; first seen 12-03 21:03, "
+        "last seen 12-03 22:15.",
+        "models: claude (4), mistral (1); tokens: pk_9 (4); paths: /openai (5)",
+        "enter-services: 9 lines, 1 unparsed",
+    ]
+
+
+def test_ipcheck_for_an_unseen_ip_says_so() -> None:
+    """An IP the journal never saw gets zeros and one plain sentence."""
+    window = Window(start=T0, end=T0 + timedelta(hours=1), period=1800, label="1h")
+    series = ip_activity_series(_log(), "198.51.100.1", window)
+    report = IpcheckReport(window, "198.51.100.1", [], series, [])
+
+    table = ipcheck_table(report, "UTC", limit=25)
+
+    assert table.total == ["total", "0"]
+    assert table.notes == ["198.51.100.1 is not in the service logs of this window."]

@@ -2,6 +2,7 @@
 an SSH host given by the environment, the event store beside it."""
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -12,6 +13,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from bot.cli import answers
+from bot.config import Settings
+from bot.errors import InputError
+from bot.services import build_services
 from bot.standins.ssh import (
     SshStandin,
     format_ip_log,
@@ -81,19 +86,23 @@ def gateway(tinybird: TinybirdStandIn) -> TinybirdStandIn:
 
 
 async def cli(
-    host: SshStandin, tinybird: TinybirdStandIn, *args: str
+    host: SshStandin,
+    tinybird: TinybirdStandIn,
+    *args: str,
+    hosts: str = "",
+    database: str = "sqlite://",
 ) -> tuple[int, dict, str]:
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
-        "JOURNAL_HOSTS": host.target,
+        "JOURNAL_HOSTS": hosts or host.target,
         "JOURNAL_UNIT": UNIT,
         "SSH_KEY_PATH": str(host.client_key_path),
         "SSH_KNOWN_HOSTS": str(host.known_hosts_path),
         "TB_HOST": tinybird.url,
         "TB_TOKEN": tinybird.token,
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "DATABASE_URL": "sqlite://",
+        "DATABASE_URL": database,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, "--json",
@@ -181,4 +190,164 @@ async def test_a_host_whose_key_does_not_match_is_refused(
     assert doc["errors"] == [
         {"source": f"127.0.0.1:{host.port}", "message": "host key mismatch"}
     ]
+    assert host.commands == []
+
+
+async def test_ipcheck_for_one_ip_gives_its_activity_per_period(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """The attacker's 30 requests land in the 5-minute period that holds them."""
+    status, doc, _ = await cli(host, gateway, "ipcheck", f"::ffff:{ATTACKER}", "1h")
+
+    assert status == 0
+    assert doc["ip"] == ATTACKER
+    assert [(s["ip"], s["requests"]) for s in doc["ips"]] == [(ATTACKER, 30)]
+    busy = at(20).replace(minute=at(20).minute - at(20).minute % 5)
+    assert [(p["start"], p["requests"]) for p in doc["series"] if p["requests"]] == [
+        (busy.isoformat(), 30)
+    ]
+    assert len(doc["series"]) in (12, 13)
+
+
+async def test_a_wrong_key_on_one_of_two_hosts_leaves_the_other_answering(
+    tmp_path: Path, host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """The impostor is named, the true host's figures stand, the exit status is 1."""
+    path = write_journal(tmp_path / "other.log", journal())
+    async with SshStandin(
+        tmp_path / "other", {UNIT: path}, client_key=host.client_key
+    ) as other:
+        impostor = asyncssh.generate_private_key("ssh-ed25519")
+        key = impostor.export_public_key().decode().strip()
+        host.known_hosts_path.write_text(
+            host.known_hosts_line() + f"[127.0.0.1]:{other.port} {key}\n"
+        )
+        hosts = f"{host.target},{other.target}"
+
+        status, doc, _ = await cli(host, gateway, "coverage", "logs", "1h", hosts=hosts)
+
+    assert status == 1
+    models = {m["provider_model_id"]: m for m in doc["models"]}
+    assert models[OPUS]["logs"]["invocations"] == 50
+    assert [h["host"] for h in doc["hosts"]] == [f"127.0.0.1:{host.port}"]
+    assert doc["errors"] == [
+        {"source": f"127.0.0.1:{other.port}", "message": "host key mismatch"}
+    ]
+    assert other.commands == []
+
+
+HOSTILE = ["1.1.1.1; rm -rf /", "$(id)", "x" * 10_000]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        *HOSTILE,
+        *(f"{text} 1h" for text in HOSTILE),
+        *(f"203.0.113.9 {text}" for text in HOSTILE),
+        *(f"logs {text}" for text in HOSTILE),
+    ],
+    ids=[
+        f"{where}-{name}"
+        for where in ("ipcheck", "ipcheck-then-window", "ipcheck-window", "logs")
+        for name in ("shell-tail", "substitution", "huge")
+    ],
+)
+async def test_hostile_input_never_reaches_the_remote_command(
+    host: SshStandin, gateway: TinybirdStandIn, words: str
+) -> None:
+    """Refused as input; the host then sees only the bot's own quoted command."""
+    settings = Settings(**host.settings_values(), journal_unit=UNIT)
+    services = build_services(settings)
+    prepare = (
+        answers.prepare_coverage
+        if words.startswith("logs")
+        else (answers.prepare_ipcheck)
+    )
+
+    with pytest.raises(InputError):
+        prepare(words, services)
+    answer = await answers.prepare_ipcheck("203.0.113.77 1h", services)()
+
+    assert answer.doc["total_requests"] == 30
+    (command,) = host.commands
+    assert command.startswith(f"journalctl -u {UNIT} --since @")
+    assert command.endswith(" --grep IP-LOG -o short-iso --no-pager")
+    for part in ("rm -rf", "$(", "id)", "xxxx", ";"):
+        assert part not in command
+
+
+async def test_ipcheck_in_a_terminal_is_audited_with_the_user(
+    tmp_path: Path, host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """A terminal use leaves the audit line a Slack use would, naming the OS user."""
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+
+    status, _, _ = await cli(host, gateway, "ipcheck", "1h", database=database)
+
+    store = await build_services(Settings(database_url=database)).store()
+    (entry,) = await store.audit_entries()
+    assert status == 0
+    assert (entry.actor, entry.action, entry.target, entry.outcome) == (
+        f"cli:{getpass.getuser()}",
+        "/ipcheck",
+        "1h",
+        "allowed",
+    )
+
+
+async def test_a_model_the_catalog_lacks_is_asked_of_the_gateway_too(
+    tmp_path: Path, tinybird: TinybirdStandIn
+) -> None:
+    """A journal model outside the catalog is compared, not taken for missing."""
+    mistral = "mistral.mistral-large-2407-v1:0"
+    lines = [format_token_usage(at(15, i), mistral, 200, 20) for i in range(10)]
+    lines += [format_token_usage(at(15, i), NOVA, 50, 5) for i in range(4)]
+    tinybird.insert_events(
+        [GatewayEvent(at(15, i), mistral, token_count_prompt_text=200,
+                      token_count_completion_text=20) for i in range(10)]
+        + [GatewayEvent(at(15, i), NOVA, token_count_prompt_text=50,
+                        token_count_completion_text=5) for i in range(3)]
+    )  # fmt: skip
+    path = write_journal(tmp_path / "journal.log", lines)
+    async with SshStandin(tmp_path / "ssh", {UNIT: path}) as standin:
+        settings = Settings(
+            **standin.settings_values(),
+            journal_unit=UNIT,
+            tb_host=tinybird.url,
+            tb_token=tinybird.token,
+        )
+
+        answer = await answers.prepare_coverage("logs 1h", build_services(settings))()
+
+    found = {m["provider_model_id"]: m for m in answer.doc["models"]}
+    assert found[mistral]["model"] is None
+    assert (
+        found[mistral]["gateway"]
+        == found[mistral]["logs"]
+        == {
+            "invocations": 10,
+            "input_tokens": 2_000,
+            "output_tokens": 200,
+        }
+    )
+    assert found[mistral]["verdict"] == "consistent"
+    assert found[NOVA]["gateway"]["invocations"] == 3
+    assert found[NOVA]["verdict"] == "gateway-missing-events"
+    assert answer.doc["errors"] == []
+
+
+async def test_ipcheck_in_a_terminal_is_not_run_unaudited(
+    tmp_path: Path, host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """Without an audit log to write to, the command is refused and no host asked."""
+    database = f"sqlite:///{tmp_path / 'missing' / 'audit.db'}"
+
+    status, doc, err = await cli(host, gateway, "ipcheck", "1h", database=database)
+
+    assert (status, doc) == (2, {})
+    assert err.startswith(
+        "ipcheck not run: its use could not be written to the audit log "
+        "(DATABASE_URL): (sqlite3.OperationalError) unable to open database file"
+    )
     assert host.commands == []

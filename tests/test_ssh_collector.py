@@ -21,7 +21,7 @@ from bot.sources.ssh import (
     read_journal_from_settings,
     stat_remote_file,
 )
-from bot.standins.ssh import Fault, SshStandin
+from bot.standins.ssh import Fault, SshStandin, environment_lines, serve_by_hand
 from tests.fixtures_ssh import (
     ENV_FILE,
     HAIKU,
@@ -134,6 +134,7 @@ def _closed_port() -> int:
     ("fault", "message", "error_type"),
     [
         ("host-key", "host key mismatch", SourceError),
+        ("host-unknown", "host key not in known_hosts", SourceError),
         ("refused", "connection refused", SourceError),
         ("auth", "authentication failed", SourceError),
         ("hang", "timed out", SourceTimeout),
@@ -142,8 +143,22 @@ def _closed_port() -> int:
             "journalctl exited 1: Failed to add filter for units: No data available",
             SourceError,
         ),
+        (
+            "unreadable",
+            "journal not readable by this user: add it to the systemd-journal "
+            "group or set JOURNAL_SUDO=true",
+            SourceError,
+        ),
     ],
-    ids=["host-key-mismatch", "connection-refused", "auth-failed", "hang", "exit-1"],
+    ids=[
+        "host-key-mismatch",
+        "host-not-in-known-hosts",
+        "connection-refused",
+        "auth-failed",
+        "hang",
+        "exit-1",
+        "journal-unreadable",
+    ],
 )
 async def test_a_failing_host_is_named_while_another_answers(
     tmp_path: Path,
@@ -163,9 +178,13 @@ async def test_a_failing_host_is_named_while_another_answers(
             stranger = asyncssh.generate_private_key("ssh-ed25519")
             key = stranger.export_public_key().decode().strip()
             trusted = f"[127.0.0.1]:{bad.port} {key}\n"
-        bad.fault = {"hang": Fault.HANG, "exit": Fault.EXIT_NONZERO}.get(
-            fault, Fault.NONE
-        )
+        if fault == "host-unknown":
+            trusted = ""
+        bad.fault = {
+            "hang": Fault.HANG,
+            "exit": Fault.EXIT_NONZERO,
+            "unreadable": Fault.UNREADABLE,
+        }.get(fault, Fault.NONE)
         known_hosts = tmp_path / "known_hosts"
         known_hosts.write_text(ssh_standin.known_hosts_line() + trusted)
         port = _closed_port() if fault == "refused" else bad.port
@@ -318,6 +337,36 @@ def test_bad_target_specs_are_refused(spec: str) -> None:
         JournalTarget.parse(spec)
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "known_hosts",
+            "SSH_KNOWN_HOSTS must name a readable known_hosts file; got {path!r} "
+            "(No such file or directory)",
+        ),
+        (
+            "client_key",
+            "SSH_KEY_PATH must name a readable private key without a passphrase; "
+            "got {path!r} (No such file or directory)",
+        ),
+    ],
+    ids=["known-hosts", "client-key"],
+)
+async def test_a_missing_key_file_is_refused_before_any_host(
+    tmp_path: Path, ssh_standin: SshStandin, field: str, message: str
+) -> None:
+    """A missing known_hosts or client key is one ConfigError, and no command runs."""
+    missing = tmp_path / "nowhere"
+    options = options_for(ssh_standin, **{field: missing})
+
+    with pytest.raises(ConfigError) as caught:
+        await read_journal([target_of(ssh_standin)], options, T0, at(60))
+
+    assert str(caught.value) == message.format(path=str(missing))
+    assert ssh_standin.commands == []
+
+
 def test_host_keys_cannot_go_unverified() -> None:
     """Without a known_hosts file there are no options at all."""
     with pytest.raises(ConfigError) as caught:
@@ -327,3 +376,33 @@ def test_host_keys_cannot_go_unverified() -> None:
         "SSH_KNOWN_HOSTS must name a known_hosts file: host keys are always "
         "verified; got nothing"
     )
+
+
+async def test_standins_served_by_hand_share_one_key_and_known_hosts(
+    tmp_path: Path, journal_file: Path
+) -> None:
+    """`python -m bot.standins.ssh --hosts 2`: one key and one known_hosts for both."""
+    standins = await serve_by_hand(journal_file, UNIT, 2, tmp_path / "by-hand")
+    try:
+        exports = environment_lines(standins, UNIT, tmp_path / "by-hand")
+        options = options_for(
+            standins[0], known_hosts=tmp_path / "by-hand" / "known_hosts"
+        )
+        result = await read_journal(
+            [target_of(s) for s in standins], options, T0, at(60)
+        )
+    finally:
+        for standin in standins:
+            await standin.stop()
+
+    ports = [s.port for s in standins]
+    assert exports.splitlines() == [
+        f"export JOURNAL_HOSTS=usage-bot@127.0.0.1:{ports[0]},"
+        f"usage-bot@127.0.0.1:{ports[1]}",
+        f"export JOURNAL_UNIT={UNIT}",
+        f"export SSH_KEY_PATH={tmp_path / 'by-hand' / 'host-1' / 'client_key'}",
+        f"export SSH_KNOWN_HOSTS={tmp_path / 'by-hand' / 'known_hosts'}",
+    ]
+    assert result.errors == []
+    assert [h.host for h in result.hosts] == [f"127.0.0.1:{p}" for p in ports]
+    assert result.models[SONNET] == Counts(6, 802, 122)

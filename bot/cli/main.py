@@ -7,15 +7,18 @@ or configuration (and then no backend was called).
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import logs, messages
 from bot.cli import answers
@@ -28,6 +31,8 @@ from bot.services import Services, build_services
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT = 0, 1, 2
+# Admin-only in Slack; in a terminal the SSH key is the gate, and each use is audited.
+SECURITY_COMMANDS = frozenset({"ipcheck"})
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 Preparer = Callable[[str, Services], TerminalPrepared]
@@ -61,6 +66,15 @@ def command_handler(name: str, prepare: Preparer) -> Handler:
             print(messages.bad_input(name, exc), file=sys.stderr)
             return EXIT_BAD_INPUT
 
+        user = _os_user()
+        if name in SECURITY_COMMANDS:
+            try:
+                await _audit(services, name, words, user)
+            except SQLAlchemyError as exc:
+                # No audit line, no answer: a security command is not run unrecorded.
+                print(messages.audit_failed(name, exc), file=sys.stderr)
+                return EXIT_BAD_INPUT
+
         started = time.monotonic()
         answer = await prepared()
         print_answer(answer, args.json)
@@ -72,6 +86,7 @@ def command_handler(name: str, prepare: Preparer) -> Handler:
             extra={
                 "command": name,
                 "front": "cli",
+                "user": user,
                 "outcome": "partial" if answer.partial else "ok",
                 "ms": round((time.monotonic() - started) * 1000),
             },
@@ -79,6 +94,27 @@ def command_handler(name: str, prepare: Preparer) -> Handler:
         return EXIT_PARTIAL if answer.partial else EXIT_OK
 
     return handle
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:
+        return "unknown"
+
+
+async def _audit(services: Services, name: str, words: str, user: str) -> None:
+    """Leave the same audit line a Slack use leaves, with the terminal's user."""
+    log.info("security command", extra={"command": name, "user": user})
+    store = await services.store()
+    await store.audit(
+        at=datetime.now(UTC),
+        actor=f"cli:{user}",
+        action=f"/{name}",
+        target=words[:200],
+        outcome="allowed",
+        trigger="cli",
+    )
 
 
 def _add_query(

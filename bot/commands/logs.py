@@ -9,11 +9,14 @@ from bot.commands.args import split_words
 from bot.config import Settings
 from bot.errors import BotError, InputError, SourceError
 from bot.services import Services
+from bot.sources.gateway import GatewayEvents
 from bot.sources.records import Counts, SourceFailure, totals_by_model
 from bot.sources.ssh import HostReport, QueryKind, read_journal_from_settings
 from bot.windows import Window, resolve_window
 
 DEFAULT_LOGS_WINDOW = "10m"
+# Model IDs come from the remote journal: a bounded number join the gateway query.
+MAX_UNCATALOGUED = 50
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ async def run_logs(request: LogsRequest, services: Services) -> LogsReport:
             return None
 
     (logs, hosts), logged = await asyncio.gather(journal(), gateway())
+    if logs is not None and logged is not None and services.gateway is not None:
+        await _add_uncatalogued(
+            logs, logged, model_ids, services.gateway, window, failures
+        )
     comparisons = (
         compare_logs_with_gateway(logs, logged, settings.coverage.logs_tolerance)
         if logs is not None and logged is not None
@@ -78,6 +85,30 @@ async def run_logs(request: LogsRequest, services: Services) -> LogsReport:
         logs_known=logs is not None,
         gateway_known=logged is not None,
     )
+
+
+async def _add_uncatalogued(
+    logs: dict[str, Counts],
+    logged: dict[str, Counts],
+    model_ids: list[str],
+    gateway: GatewayEvents,
+    window: Window,
+    failures: list[SourceFailure],
+) -> None:
+    """Ask the gateway about models the journal names and the catalog does not.
+
+    Without this, such a model would read as missing from the gateway only because
+    the gateway was never asked about it.
+    """
+    extra = sorted(logs.keys() - set(model_ids))[:MAX_UNCATALOGUED]
+    if not extra:
+        return
+    try:
+        found = totals_by_model(await gateway.usage(window, extra))
+    except SourceError as exc:
+        failures.append(SourceFailure(exc.source, exc.message))
+        return
+    logged.update(found)
 
 
 def _failed(errors: list[SourceError]) -> set[str]:

@@ -12,6 +12,7 @@ from bot.analysis.usage import UsageReport
 from bot.catalog import Catalog
 from bot.render import numbers
 from bot.sources.records import Counts
+from bot.sources.ssh import HostReport
 
 Align = Literal["left", "right"]
 
@@ -201,11 +202,7 @@ def logs_table(report: LogsReport, catalog: Catalog) -> Table:
         for verdict in dict.fromkeys(item.verdict for item in report.models)
         if verdict is not LogsVerdict.CONSISTENT
     ]
-    notes += [
-        f"{host.host}: {numbers.count(host.lines)} lines, "
-        f"{numbers.count(host.unparsed)} unparsed"
-        for host in report.hosts
-    ]
+    notes += _host_notes(report.hosts)
     return Table(
         title=f"Service logs against the gateway, last {report.window.label}",
         columns=[
@@ -222,6 +219,14 @@ def logs_table(report: LogsReport, catalog: Catalog) -> Table:
     )
 
 
+def _host_notes(hosts: list[HostReport]) -> list[str]:
+    return [
+        f"{host.host}: {numbers.count(host.lines)} lines, "
+        f"{numbers.count(host.unparsed)} unparsed"
+        for host in hosts
+    ]
+
+
 def _top(pairs: list[tuple[str, int]], limit: int = 3) -> str:
     return ", ".join(
         f"{value} ({numbers.count(count)})" for value, count in pairs[:limit]
@@ -229,7 +234,12 @@ def _top(pairs: list[tuple[str, int]], limit: int = 3) -> str:
 
 
 def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
-    """`/ipcheck`: callers by requests; outside the expected ingress is flagged."""
+    """`/ipcheck`: callers by requests; outside the expected ingress is flagged.
+
+    With an IP asked for, the answer is that IP's activity per period instead.
+    """
+    if report.ip is not None:
+        return ip_activity_table(report, tz)
     rows = [
         [
             ip.ip,
@@ -252,6 +262,7 @@ def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
             f"{who} the service from outside the expected ingress ranges, "
             "i.e. directly."
         )
+    notes += _host_notes(report.hosts)
     subject = f" for {report.ip}" if report.ip else ""
     return Table(
         title=f"Callers of the service{subject}, last {report.window.label}",
@@ -266,6 +277,35 @@ def ipcheck_table(report: IpcheckReport, tz: str, limit: int) -> Table:
         ],
         rows=rows,
         total=["total", numbers.count(report.total_requests), "", "", "", "", ""],
+        notes=notes,
+    )
+
+
+def ip_activity_table(report: IpcheckReport, tz: str) -> Table:
+    """`/ipcheck IP`: that IP's requests per period, what it asked for in the notes."""
+    minutes = report.window.period // 60
+    rows = [
+        [_clock(point.start, tz), numbers.count(point.requests)]
+        for point in report.series
+    ]
+    seen = report.ips[0] if report.ips else None
+    if seen is None:
+        notes = [f"{report.ip} is not in the service logs of this window."]
+    else:
+        where = "inside" if seen.expected_ingress else "OUTSIDE"
+        notes = [
+            f"{seen.ip}: {where} the expected ingress ranges; first seen "
+            f"{_clock(seen.first_seen, tz)}, last seen {_clock(seen.last_seen, tz)}.",
+            f"models: {_top(seen.models)}; tokens: {_top(seen.token_prefixes)}; "
+            f"paths: {_top(seen.paths)}",
+        ]
+    notes += _host_notes(report.hosts)
+    label = report.window.label
+    return Table(
+        title=f"Requests from {report.ip} per {minutes} min, last {label}",
+        columns=[Column("from", "left"), Column("requests")],
+        rows=rows,
+        total=["total", numbers.count(sum(p.requests for p in report.series))],
         notes=notes,
     )
 

@@ -25,6 +25,8 @@ TOKEN_PREFIX_CHARS = 4
 # Caches for values that repeat across lines (peers, timestamps); cleared when full
 # so a long journal cannot grow them without bound.
 CACHE_LIMIT = 65536
+# A line longer than this is not one of ours; it is dropped and counted unparsed.
+MAX_LINE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -130,6 +132,27 @@ class JournalTally:
         if line.startswith(NO_ENTRIES):
             self.no_entries = True
 
+    def feed_lines(self, lines: list[str]) -> None:
+        """`feed` for a run of lines, with the per-line lookups made once."""
+        token_usage, ip_log = self._token_usage, self._ip_log
+        usage_skip, ip_skip = len(USAGE_TAG), len(IP_LOG_TAG)
+        unparsed = 0
+        for line in lines:
+            at = line.find(USAGE_TAG)
+            if at >= 0:
+                if not token_usage(line[at + usage_skip :]):
+                    unparsed += 1
+                continue
+            at = line.find(IP_LOG_TAG)
+            if at >= 0:
+                if not ip_log(line[at + ip_skip :]):
+                    unparsed += 1
+                continue
+            if line.startswith(NO_ENTRIES):
+                self.no_entries = True
+        self.lines += len(lines)
+        self.unparsed += unparsed
+
     def feed_all(self, lines: Iterable[str]) -> "JournalTally":
         """Read every line of `lines`; returns self for chaining."""
         for line in lines:
@@ -148,16 +171,20 @@ class JournalTally:
         self.no_entries = self.no_entries or other.no_entries
 
     def _token_usage(self, rest: str) -> bool:
-        model = None
-        tokens_in = tokens_out = -1
-        for part in rest.split():
-            key, _, value = part.partition("=")
-            if key == "model":
-                model = value
-            elif key.startswith("input"):
-                tokens_in = _count(value)
-            elif key.startswith("output"):
-                tokens_out = _count(value)
+        parts = rest.split()
+        model: str | None
+        # The usual line, `model=M input=N output=N`, read without a loop.
+        if (
+            len(parts) == 3
+            and parts[0][:6] == "model="
+            and parts[1][:6] == "input="
+            and parts[2][:7] == "output="
+        ):
+            model = parts[0][6:]
+            tokens_in = _count(parts[1][6:])
+            tokens_out = _count(parts[2][7:])
+        else:
+            model, tokens_in, tokens_out = _token_fields(parts)
         if not model or tokens_in < 0 or tokens_out < 0:
             return False
 
@@ -178,20 +205,30 @@ class JournalTally:
         if when is None:
             return False
 
-        fields: dict[str, str] = {}
-        for part in rest[close + 1 :].split():
-            key, sep, value = part.partition("=")
-            if sep:
-                fields[key] = value
-        ip = self._peer(fields.get("IP", ""))
-        path = fields.get("path")
-        if ip is None or path is None or "model" not in fields:
+        parts = rest[close + 1 :].split()
+        count = len(parts)
+        path: str | None
+        model: str | None
+        # The usual line, `[text] IP=A path=P model=M [token=T]`, read without a loop.
+        if (
+            (count == 4 or (count == 5 and parts[4][:6] == "token="))
+            and parts[1][:3] == "IP="
+            and parts[2][:5] == "path="
+            and parts[3][:6] == "model="
+        ):
+            raw_ip, path, model = parts[1][3:], parts[2][5:], parts[3][6:]
+            token = parts[4][6:] if count == 5 else None
+        else:
+            fields = dict(part.split("=", 1) for part in parts if "=" in part)
+            raw_ip = fields.get("IP", "")
+            path, model, token = (fields.get(k) for k in ("path", "model", "token"))
+        ip = self._peer(raw_ip)
+        if ip is None or path is None or model is None:
             return False
 
-        token = fields.get("token")
         if token is not None:
             token = token[:TOKEN_PREFIX_CHARS]
-        self.ips.activity(ip).add(when[0], when[1], path, fields["model"], token)
+        self.ips.activity(ip).add(when[0], when[1], path, model, token)
         return True
 
     def _peer(self, raw: str) -> str | None:
@@ -208,10 +245,8 @@ class JournalTally:
         # Seconds are precise enough for first/last seen, and keying the cache on
         # them makes nearly every line a hit.
         if raw[19:20] == ".":
-            end = 20
-            while raw[end : end + 1].isdigit():
-                end += 1
-            raw = raw[:19] + raw[end:]
+            tail = raw[20:]
+            raw = raw[:19] + tail.lstrip("0123456789")
         try:
             return self._times[raw]
         except KeyError:
@@ -224,8 +259,71 @@ class JournalTally:
         return found
 
 
+class ChunkedLines:
+    """Bytes as they come off the wire, cut into whole lines and fed to a tally.
+
+    Only the unfinished last line is kept between chunks. Each run of whole lines
+    is decoded at once: a newline byte never falls inside a UTF-8 sequence.
+    """
+
+    def __init__(self, tally: JournalTally, max_line_bytes: int = MAX_LINE_BYTES):
+        self.tally = tally
+        self.max_line_bytes = max_line_bytes
+        self._carry = b""
+        # Inside a line already counted as too long: drop bytes up to its newline.
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Read the next bytes of the stream."""
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._hold(chunk)
+            return
+
+        head, self._carry = self._carry + chunk[: end + 1], b""
+        if self._skipping:
+            head = head[head.find(b"\n") + 1 :]
+            self._skipping = False
+        lines = head.decode("utf-8", "replace").split("\n")
+        lines.pop()  # the empty string after the last newline
+        self.tally.feed_lines(lines)
+        self._hold(chunk[end + 1 :])
+
+    def close(self) -> None:
+        """The stream ended: a last line without its newline still counts."""
+        if self._carry and not self._skipping:
+            self.tally.feed(self._carry.decode("utf-8", "replace"))
+        self._carry = b""
+
+    def _hold(self, tail: bytes) -> None:
+        if self._skipping:
+            return
+        self._carry += tail
+        if len(self._carry) > self.max_line_bytes:
+            self.tally.lines += 1
+            self.tally.unparsed += 1
+            self._carry = b""
+            self._skipping = True
+
+
+def _token_fields(parts: list[str]) -> tuple[str | None, int, int]:
+    """Model and token counts from `key=value` parts whose keys carry suffixes."""
+    model = None
+    tokens_in = tokens_out = -1
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key == "model":
+            model = value
+        elif key.startswith("input"):
+            tokens_in = _count(value)
+        elif key.startswith("output"):
+            tokens_out = _count(value)
+    return model, tokens_in, tokens_out
+
+
 def _count(text: str) -> int:
-    return int(text) if text.isdigit() else -1
+    # isdigit alone admits characters such as '²' that int() refuses.
+    return int(text) if text.isascii() and text.isdigit() else -1
 
 
 def normalise_ip(raw: str) -> str | None:
@@ -244,7 +342,13 @@ def normalise_ip(raw: str) -> str | None:
 def _is_dotted_quad(text: str) -> bool:
     octets = text.split(".")
     return len(octets) == 4 and all(
-        (octet.isdigit() and len(octet) <= 3 and int(octet) < 256 and octet[0] != "0")
+        (
+            octet.isascii()
+            and octet.isdigit()
+            and len(octet) <= 3
+            and int(octet) < 256
+            and octet[0] != "0"
+        )
         or octet == "0"
         for octet in octets
     )

@@ -20,7 +20,7 @@ import asyncssh
 
 from bot.config import Settings
 from bot.errors import ConfigError, InputError, SourceError, SourceTimeout
-from bot.sources.journal import JournalTally
+from bot.sources.journal import ChunkedLines, JournalTally
 from bot.sources.records import Counts
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 # journalctl over a busy hour can take far longer than opening the connection.
 COMMAND_TIMEOUT_SECONDS = 60.0
 _CHUNK_BYTES = 256 * 1024
-# A line longer than this is not one of ours; it is dropped and counted unparsed.
-_MAX_LINE_BYTES = 1024 * 1024
+UNREADABLE_HINT = "not seeing messages from other users and the system"
+UNREADABLE = (
+    "journal not readable by this user: add it to the systemd-journal group "
+    "or set JOURNAL_SUDO=true"
+)
 _STDERR_KEEP = 4096
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
@@ -169,6 +172,47 @@ class RemoteStat(NamedTuple):
     mode: int
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """The trusted host keys and the client key, read once for all hosts."""
+
+    options: SshOptions
+    known_hosts: asyncssh.SSHKnownHosts
+    client_key: asyncssh.SSHKey | None
+
+
+async def load_credentials(options: SshOptions) -> Credentials:
+    """Read known_hosts and the client key; a `ConfigError` names the bad file."""
+    return await asyncio.to_thread(_read_credentials, options)
+
+
+def _read_credentials(options: SshOptions) -> Credentials:
+    try:
+        known_hosts = asyncssh.read_known_hosts(str(options.known_hosts))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"SSH_KNOWN_HOSTS must name a readable known_hosts file; got "
+            f"{str(options.known_hosts)[:80]!r} ({_why(exc)})"
+        ) from None
+
+    if options.client_key is None:
+        return Credentials(options, known_hosts, None)
+    try:
+        client_key = asyncssh.read_private_key(str(options.client_key))
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise ConfigError(
+            f"SSH_KEY_PATH must name a readable private key without a passphrase; "
+            f"got {str(options.client_key)[:80]!r} ({_why(exc)})"
+        ) from None
+    return Credentials(options, known_hosts, client_key)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)[:80]
+
+
 def journal_command(
     unit: str, start: datetime, end: datetime, kind: QueryKind, sudo: bool
 ) -> str:
@@ -210,10 +254,15 @@ async def read_journal(
     end: datetime,
     kind: QueryKind = QueryKind.ALL,
 ) -> JournalResult:
-    """Query every host at once and merge what came back; failures are per host."""
+    """Query every host at once and merge what came back; failures are per host.
+
+    An unreadable known_hosts file or client key is a `ConfigError` raised before
+    any host is contacted.
+    """
     command = journal_command(options.unit, start, end, kind, options.sudo)
+    credentials = await load_credentials(options)
     outcomes = await asyncio.gather(
-        *(_read_host(target, options, command) for target in targets)
+        *(_read_host(target, credentials, command) for target in targets)
     )
 
     result = JournalResult()
@@ -253,11 +302,15 @@ async def stat_remote_file(
     if options.sudo:
         command = f"sudo -n {command}"
     try:
-        async with await _connect(target, options) as conn:
+        credentials = await load_credentials(options)
+    except ConfigError as exc:
+        raise SourceError(target.name, str(exc)) from None
+    try:
+        async with await _connect(target, credentials) as conn:
             async with asyncio.timeout(options.command_timeout):
                 done = await conn.run(command, check=False)
     except (OSError, asyncssh.Error, TimeoutError) as exc:
-        raise _named(target, exc) from exc
+        raise _named(target, credentials, exc) from exc
 
     stdout = str(done.stdout or "")
     if done.exit_status != 0:
@@ -274,16 +327,16 @@ async def stat_remote_file(
 
 
 async def _read_host(
-    target: JournalTarget, options: SshOptions, command: str
+    target: JournalTarget, credentials: Credentials, command: str
 ) -> tuple[HostReport, JournalTally] | SourceError:
     started = time.monotonic()
     outcome: tuple[HostReport, JournalTally] | SourceError
     try:
-        async with await _connect(target, options) as conn:
-            async with asyncio.timeout(options.command_timeout):
+        async with await _connect(target, credentials) as conn:
+            async with asyncio.timeout(credentials.options.command_timeout):
                 outcome = await _stream(target, conn, command)
     except (OSError, asyncssh.Error, TimeoutError) as exc:
-        outcome = _named(target, exc)
+        outcome = _named(target, credentials, exc)
     except SourceError as exc:
         outcome = exc
 
@@ -296,15 +349,16 @@ async def _read_host(
     return outcome
 
 
-async def _connect(target: JournalTarget, options: SshOptions) -> Any:
+async def _connect(target: JournalTarget, credentials: Credentials) -> Any:
+    options = credentials.options
     extra: dict[str, Any] = {}
-    if options.client_key is not None:
-        extra = {"client_keys": [str(options.client_key)], "agent_path": None}
+    if credentials.client_key is not None:
+        extra = {"client_keys": [credentials.client_key], "agent_path": None}
     return await asyncssh.connect(
         target.host,
         target.port,
         username=target.user,
-        known_hosts=str(options.known_hosts),
+        known_hosts=credentials.known_hosts,
         config=None,
         connect_timeout=options.connect_timeout,
         login_timeout=options.connect_timeout,
@@ -318,39 +372,30 @@ async def _stream(
     target: JournalTarget, conn: Any, command: str
 ) -> tuple[HostReport, JournalTally]:
     tally = JournalTally()
+    lines = ChunkedLines(tally)
     received = 0
     async with conn.create_process(command, encoding=None) as process:
         stderr = asyncio.ensure_future(_head(process.stderr))
-        carry = b""
+        # Parsed as it arrives: memory holds one chunk, never the whole output.
         while chunk := await process.stdout.read(_CHUNK_BYTES):
             received += len(chunk)
-            carry = _feed(tally, carry + chunk)
-        if carry:
-            tally.feed(carry.decode("utf-8", "replace"))
+            lines.feed(chunk)
+        lines.close()
         await process.wait()
         errors = await stderr
 
     status = process.exit_status
+    message = errors.decode("utf-8", "replace")
     # journalctl --grep exits 1 when nothing matched, after printing this marker.
-    quiet = status == 1 and tally.no_entries and not errors.strip()
+    quiet = status == 1 and tally.no_entries and not message.strip()
     if status != 0 and not quiet:
-        raise _exit_error(
-            target, "journalctl", status, errors.decode("utf-8", "replace")
-        )
+        raise _exit_error(target, "journalctl", status, message)
+    # A user outside systemd-journal sees only its own entries: journalctl exits 0
+    # with this hint, and an empty answer would pass for a quiet service.
+    if UNREADABLE_HINT in message:
+        raise SourceError(target.name, UNREADABLE)
     report = HostReport(target.name, tally.lines, tally.unparsed, received)
     return report, tally
-
-
-def _feed(tally: JournalTally, data: bytes) -> bytes:
-    lines = data.split(b"\n")
-    carry = lines.pop()
-    for line in lines:
-        tally.feed(line.decode("utf-8", "replace"))
-    if len(carry) > _MAX_LINE_BYTES:
-        tally.lines += 1
-        tally.unparsed += 1
-        return b""
-    return carry
 
 
 async def _head(reader: Any) -> bytes:
@@ -368,11 +413,15 @@ def _exit_error(
     return SourceError(target.name, f"{program} exited {status}: {first[:200]}")
 
 
-def _named(target: JournalTarget, exc: BaseException) -> SourceError:
+def _named(
+    target: JournalTarget, credentials: Credentials, exc: BaseException
+) -> SourceError:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return SourceTimeout(target.name, "timed out")
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return SourceError(target.name, "host key mismatch")
+        if _has_entry(credentials.known_hosts, target):
+            return SourceError(target.name, "host key mismatch")
+        return SourceError(target.name, "host key not in known_hosts")
     if isinstance(exc, asyncssh.PermissionDenied):
         return SourceError(target.name, "authentication failed")
     if isinstance(exc, ConnectionRefusedError):
@@ -381,3 +430,11 @@ def _named(target: JournalTarget, exc: BaseException) -> SourceError:
         return SourceError(target.name, f"ssh failed: {exc.reason}")
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
     return SourceError(target.name, f"connection failed: {detail}")
+
+
+def _has_entry(known_hosts: asyncssh.SSHKnownHosts, target: JournalTarget) -> bool:
+    # Only the name is matched: an entry written for the host's resolved address
+    # alone is reported as missing rather than as a mismatch.
+    port = None if target.port == 22 else target.port
+    host_keys, ca_keys, *_ = known_hosts.match(target.host, target.host, port)
+    return bool(host_keys or ca_keys)

@@ -2,12 +2,16 @@
 
 It answers the few commands the bot sends (`journalctl`, `stat -c '%Y %a'`, either
 behind `sudo -n`) and exits 127 for anything else, records every command string it
-receives and counts the bytes it sends. Used by the tests and by the demo.
+receives and counts the bytes it sends. Used by the tests and by the demo; run
+`python -m bot.standins.ssh --journal FILE` to serve one by hand.
 """
 
+import argparse
 import asyncio
+import contextlib
 import re
 import shlex
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,9 +35,15 @@ class Fault(StrEnum):
     NONE = "none"
     HANG = "hang"
     EXIT_NONZERO = "exit-nonzero"
+    # journalctl run by a user outside systemd-journal: nothing, exit 0, a hint.
+    UNREADABLE = "unreadable"
 
 
 FAULT_STDERR = "Failed to add filter for units: No data available\nsecond line\n"
+UNREADABLE_STDERR = (
+    "Hint: You are currently not seeing messages from other users and the system.\n"
+    "      Users in groups 'adm', 'systemd-journal' can see all messages.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -255,6 +265,10 @@ class SshStandin:
         if self.fault is Fault.EXIT_NONZERO:
             process.stderr.write(FAULT_STDERR)
             return 1
+        if self.fault is Fault.UNREADABLE:
+            process.stderr.write(UNREADABLE_STDERR)
+            await self._send(process, "-- No entries --\n")
+            return 0
 
         if argv[:1] == ["journalctl"]:
             return await self._journalctl(process, argv[1:])
@@ -325,3 +339,64 @@ def write_journal(path: Path, lines: list[str]) -> Path:
         for line in lines:
             handle.write(line + "\n")
     return path
+
+
+async def serve_by_hand(
+    journal: Path, unit: str, hosts: int, workdir: Path
+) -> list[SshStandin]:
+    """Start `hosts` stand-ins replaying `journal`, trusted by one known_hosts file.
+
+    They share one client key, so a single SSH_KEY_PATH logs in to all of them.
+    """
+    first = SshStandin(workdir / "host-1", {unit: journal})
+    standins = [first] + [
+        SshStandin(workdir / f"host-{n}", {unit: journal}, client_key=first.client_key)
+        for n in range(2, hosts + 1)
+    ]
+    for standin in standins:
+        await standin.start()
+    known_hosts = workdir / "known_hosts"
+    lines = "".join(standin.known_hosts_line() for standin in standins)
+    await asyncio.to_thread(known_hosts.write_text, lines)
+    return standins
+
+
+def environment_lines(standins: list[SshStandin], unit: str, workdir: Path) -> str:
+    """The settings that point `usage-bot` at running stand-ins, as shell exports."""
+    return (
+        f"export JOURNAL_HOSTS={','.join(s.target for s in standins)}\n"
+        f"export JOURNAL_UNIT={shlex.quote(unit)}\n"
+        f"export SSH_KEY_PATH={shlex.quote(str(standins[0].client_key_path))}\n"
+        f"export SSH_KNOWN_HOSTS={shlex.quote(str(workdir / 'known_hosts'))}"
+    )
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    workdir: Path = args.workdir or Path(tempfile.mkdtemp("-ssh-standin"))
+    standins = await serve_by_hand(args.journal, args.unit, args.hosts, workdir)
+    print(environment_lines(standins, args.unit, workdir), flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for standin in standins:
+            await standin.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a journal file over SSH on 127.0.0.1 until interrupted."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--journal", type=Path, required=True, help="lines to replay")
+    parser.add_argument("--unit", default="text-pollinations.service")
+    parser.add_argument("--hosts", type=int, default=1, help="how many servers")
+    parser.add_argument("--workdir", type=Path, help="keys and known_hosts go here")
+    args = parser.parse_args(argv)
+    if not args.journal.is_file():
+        parser.error(f"--journal must be a file; got {str(args.journal)!r}")
+    if args.hosts < 1:
+        parser.error(f"--hosts must be at least 1; got {args.hosts}")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
