@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.access import is_admin
 from bot.config import RunbookStep, Settings
 from bot.errors import InputError, NotAllowed
 from bot.rotation.service import (
@@ -14,7 +15,6 @@ from bot.rotation.service import (
     RotationService,
     RotationStatus,
     StepState,
-    is_admin,
 )
 from bot.store import Store
 
@@ -234,7 +234,7 @@ async def test_stranger_is_refused_and_audited(
 
     entries = await store.audit_entries()
     assert str(caught.value) == (
-        "user USTRANGER is not in BOT_ADMINS; "
+        "user USTRANGER is not in BOT_ADMINS or ADMIN_USERGROUP; "
         "only bot admins may change token rotations"
     )
     assert (await service.get(view.id)).step(1).state is StepState.PENDING

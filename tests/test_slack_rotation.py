@@ -414,11 +414,12 @@ async def test_a_stranger_is_refused_audited_and_changes_nothing(
         await started(world, chat)
         world.move_to(1)
         response = await chat.command("", user=INTRUDER)
-        await chat.click(DONE, "1:1", user=INTRUDER)
-        await chat.click(VERIFY, "1:3", user=INTRUDER)
-        await chat.click(ABANDON, "1", user=INTRUDER)
-        await chat.click(DONE, "not-a-value", user=INTRUDER)
-        await world.finished.wait(6)
+        await world.finished.wait(2)
+        # One after another, so that the audit log's order is the clicks' order.
+        await clicked(world, chat, 1, DONE, "1:1", INTRUDER)
+        await clicked(world, chat, 1, VERIFY, "1:3", INTRUDER)
+        await clicked(world, chat, 1, ABANDON, "1", INTRUDER)
+        await clicked(world, chat, 1, DONE, "not-a-value", INTRUDER)
         store = await chat.store()
         audit = await store.audit_entries()
         view = await RotationService(store, chat.services.settings).get(1)
@@ -441,6 +442,29 @@ async def test_a_stranger_is_refused_audited_and_changes_nothing(
     assert world.thread_lines() == []
     assert (world.github.requests, world.host.commands) == ([], [])
     assert (view.finished, view.is_open) == (0, True)
+
+
+async def test_members_of_the_admin_usergroup_may_act(world: World) -> None:
+    """ADMIN_USERGROUP's members start and tick; anyone else is still refused."""
+    world.slack.usergroups["SONCALL01"] = [OTHER]
+    async with world.bot(bot_admins=[], admin_usergroup="SONCALL01") as chat:
+        await chat.command("", user=OTHER)
+        await world.slack.wait_for_async("chat.postMessage")
+        await world.finished.wait(1)
+        await clicked(world, chat, 2, DONE, "1:1", OTHER)
+        await clicked(world, chat, 3, DONE, "1:2", ADMIN)
+        store = await chat.store()
+        audit = await store.audit_entries()
+
+    assert world.thread_lines() == ["<@UOTHER> marked step 1 done"]
+    assert world.ephemerals() == [(ADMIN, NOT_ALLOWED)]
+    assert [(e.actor, e.action, e.outcome) for e in audit] == [
+        (OTHER, "rotation.start", "applied"),
+        (OTHER, "step.done", "applied"),
+        (ADMIN, "step.done", "denied"),
+    ]
+    (asked,) = world.slack.calls_to("usergroups.users.list")
+    assert asked.params["usergroup"] == "SONCALL01"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.access import is_admin
+from bot.access import Admins
 from bot.commands.answer import Answer
 from bot.config import Settings
 from bot.errors import BotError, ConfigError, InputError
@@ -41,8 +41,9 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         request_verification_enabled=True,
     )
+    admins = Admins(settings, client)
     for command in COMMANDS:
-        _register(app, command, services)
+        _register(app, command, services, admins)
     for extend in extensions():
         extend(app, services)
     return app
@@ -55,14 +56,16 @@ def extensions() -> list[Callable[[AsyncApp, Services], None]]:
     return [rotation.register]
 
 
-def _register(app: AsyncApp, command: SlashCommand, services: Services) -> None:
+def _register(
+    app: AsyncApp, command: SlashCommand, services: Services, admins: Admins
+) -> None:
     async def handle(
         ack: AsyncAck,
         body: dict[str, Any],
         respond: AsyncRespond,
         client: AsyncWebClient,
     ) -> None:
-        await run_slash_command(command, services, ack, body, respond, client)
+        await run_slash_command(command, services, ack, body, respond, client, admins)
 
     app.command(f"/{command.name}")(handle)
 
@@ -74,6 +77,7 @@ async def run_slash_command(
     body: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
+    admins: Admins | None = None,
 ) -> None:
     """Validate, ack within Slack's 3 seconds, then work and post the answer."""
     started = time.monotonic()
@@ -81,7 +85,8 @@ async def run_slash_command(
     outcome = "ok"
     try:
         if command.admins_only:
-            allowed = is_admin(user, services.settings)
+            admins = admins or Admins(services.settings, client)
+            allowed = await admins.allows(user)
             await audit_use(services, command.name, body, allowed)
             if not allowed:
                 outcome = "refused"

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.access import is_admin
+from bot.access import Admins
 from bot.config import Settings
 from bot.errors import BotError, InputError, NotAllowed, SourceError
 from bot.render import rotation_blocks as render
@@ -175,7 +175,7 @@ def click_request_id(body: dict[str, Any], action: dict[str, Any]) -> str | None
 
 def register(app: AsyncApp, services: Services) -> None:
     """Add the rotation's command and button listeners to the app."""
-    flow = RotationFlow(services)
+    flow = RotationFlow(services, Admins(services.settings, app.client))
 
     async def on_command(
         ack: AsyncAck,
@@ -227,9 +227,10 @@ def register(app: AsyncApp, services: Services) -> None:
 class RotationFlow:
     """What each command, click and dialog does; the state lives in the store."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, admins: Admins) -> None:
         self._services = services
         self._settings = services.settings
+        self._admins = admins
         # One message update at a time per rotation, so an older view never lands
         # after a newer one from this process.
         self._locks: dict[int, asyncio.Lock] = {}
@@ -252,7 +253,7 @@ class RotationFlow:
             parsed = exc
 
         outcome = "ok"
-        if not isinstance(parsed, Status) and not is_admin(user, self._settings):
+        if not isinstance(parsed, Status) and not await self._admins.allows(user):
             outcome = "refused"
             await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
             await self._deny(user, COMMAND, _subcommand(parsed), request_id, channel)
@@ -353,7 +354,7 @@ class RotationFlow:
         view = body.get("view", {})
         user = body.get("user", {}).get("id", "")
         request_id = f"view:{view.get('id')}"
-        if not is_admin(user, self._settings):
+        if not await self._admins.allows(user):
             await ack()
             await self._deny(user, "step.check", "prefix-dialog", request_id, "")
             _log_use("dialog", "verify", user, "refused", started)
@@ -586,7 +587,7 @@ class RotationFlow:
         action = _action(body)
         outcome = "ok"
         try:
-            if not is_admin(user, self._settings):
+            if not await self._admins.allows(user):
                 outcome = "refused"
                 target = _click_target(action)
                 request_id = click_request_id(body, action)
@@ -618,7 +619,8 @@ class RotationFlow:
         return await (await self._service()).get(rotation)
 
     async def _service(self) -> RotationService:
-        return RotationService(await self._services.store(), self._settings)
+        store = await self._services.store()
+        return RotationService(store, self._settings, admins=self._admins)
 
     async def _deny(
         self,

@@ -91,9 +91,13 @@ class SlackApiStandIn(StandIn):
         *,
         token: str | None = None,
         users: Mapping[str, Mapping[str, Any]] | None = None,
+        usergroups: Mapping[str, list[str]] | None = None,
     ) -> None:
         self._token = token
         self._users = {key: dict(value) for key, value in (users or {}).items()}
+        self.usergroups = {
+            key: list(value) for key, value in (usergroups or {}).items()
+        }
         self._changed = threading.Condition()
         self._state = _State()
         self._http = LoopbackServer("Slack API stand-in", _Handler, self, _Server)
@@ -106,6 +110,7 @@ class SlackApiStandIn(StandIn):
             "conversations.info": self._conversation,
             "conversations.join": self._conversation,
             "users.info": self._user,
+            "usergroups.users.list": self._usergroup_members,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -319,6 +324,14 @@ class SlackApiStandIn(StandIn):
             "is_admin": False,
         }
         return {"ok": True, "user": {**default, **self._users.get(user_id, {})}}
+
+    def _usergroup_members(self, params: dict[str, Any]) -> Answer:
+        group = _required(params, "usergroup", "invalid_arguments")
+        with self._changed:
+            members = self.usergroups.get(group)
+        if members is None:
+            raise SlackFailure("no_such_subteam")
+        return {"ok": True, "users": list(members)}
 
     def _upload_url(self, params: dict[str, Any]) -> Answer:
         filename = _required(params, "filename", "invalid_arguments")
