@@ -350,6 +350,9 @@ def assert_no_secret(world: World, rows: str) -> None:
         assert secret not in rows
 
 
+@pytest.mark.parametrize(
+    "rotation_database", ["sqlite", "postgresql"], indirect=True, ids=str
+)
 @pytest.mark.parametrize("at_once", [False, True], ids=["one-after-another", "at-once"])
 async def test_the_same_click_delivered_twice_changes_the_step_once(
     world: World, at_once: bool
@@ -377,6 +380,9 @@ async def test_the_same_click_delivered_twice_changes_the_step_once(
     ]
 
 
+@pytest.mark.parametrize(
+    "rotation_database", ["sqlite", "postgresql"], indirect=True, ids=str
+)
 async def test_two_people_clicking_the_same_step_at_once_leave_one_result(
     world: World,
 ) -> None:

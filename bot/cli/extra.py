@@ -10,6 +10,11 @@ from bot.config import Settings
 def register(commands: Any) -> None:
     """Add the long-running sub-commands to the parser."""
     serve = commands.add_parser("serve", help="run the Slack app")
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104
+        help="HTTP mode: the address to listen on (default: every interface)",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -42,7 +47,7 @@ def register(commands: Any) -> None:
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.server import serve
 
-    await serve(settings)
+    await serve(settings, host=args.host)
     return 0
 
 
