@@ -1,9 +1,10 @@
 """`/rotate-checklist` end to end: signed HTTP to the Bolt app, answers in Slack."""
 
 import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import time_machine
 
 from bot import messages
+from bot.config import Settings
 from bot.messages import NOT_ALLOWED
 from bot.rotation.service import RotationService
 from bot.slack.rotation import USAGE
@@ -20,6 +22,7 @@ from bot.standins.github import GitHubStandIn
 from bot.standins.slack_api import SlackApiStandIn
 from bot.standins.ssh import FakeFile, SshStandin, write_journal
 from bot.standins.tinybird import TinybirdStandIn
+from bot.store import Store
 from tests.fixtures_rotation import (
     ADMIN,
     ENV_FILE,
@@ -750,3 +753,60 @@ async def test_the_alert_button_starts_the_rotation_for_admins_only(
         (INTRUDER, "rotation.start", "denied"),
         (ADMIN, "rotation.start", "applied"),
     ]
+
+
+class RacingSlack(SlackApiStandIn):
+    """Slack whose next chat.update first lets another bot process change things."""
+
+    before_update: Callable[[], None] | None = None
+
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        hook, self.before_update = self.before_update, None
+        if hook is not None:
+            hook()
+        return super()._update(params)
+
+
+async def _other_process_ticks(database_url: str, step: int) -> None:
+    store = await Store.open(database_url)
+    try:
+        service = RotationService(store, Settings(bot_admins=[OTHER]))
+        await service.act(1, step, "done", OTHER, "elsewhere")
+    finally:
+        await store.close()
+
+
+async def test_a_change_made_elsewhere_during_an_update_is_shown_too(
+    world: World,
+) -> None:
+    """The message is read again after each update; it never ends on an old view."""
+    with RacingSlack(token=BOT_TOKEN) as slack:
+        world = dataclasses.replace(world, slack=slack)
+        async with world.bot() as chat:
+            await started(world, chat)
+            slack.before_update = lambda: asyncio.run(
+                _other_process_ticks(world.database_url, 2)
+            )
+            await clicked(world, chat, 2, DONE, "1:1")
+
+        updates = [
+            texts(call.params["blocks"])[2] for call in slack.calls_to("chat.update")
+        ]
+        final = texts(world.last_blocks())
+
+    assert updates == ["*Progress:* 1 of 8 done", "*Progress:* 2 of 8 done"]
+    assert final[3].endswith("_done · <@UADMIN> · Thu 03 Dec 21:32 UTC_")
+    assert final[5].endswith("_done · <@UOTHER> · Thu 03 Dec 21:32 UTC_")
+    assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]
+
+
+async def test_a_refused_update_still_leaves_the_thread_line(world: World) -> None:
+    """Slack refusing chat.update is logged; the change stands and is told."""
+    async with world.bot() as chat:
+        await started(world, chat)
+        world.slack.fail_next("chat.update", "message_not_found")
+        await clicked(world, chat, 2, DONE, "1:1")
+
+    assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]
+    assert world.ephemerals() == []
+    assert world.finished.outcomes[-1] == ("step.done", ADMIN, "ok")

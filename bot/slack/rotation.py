@@ -46,6 +46,8 @@ COMMAND = "/rotate-checklist"
 DEFAULT_ROTATION = "PLN_ENTER_TOKEN"
 PREFIX_CHECK = "ip_logs_prefix"
 USAGE = messages.USAGE_HINTS["rotate-checklist"]
+# Rewrites of the checklist per click when other processes keep changing it.
+MAX_REFRESHES = 3
 
 _ROTATION_ID = re.compile(r"[1-9][0-9]{0,9}")
 _STEP_NUMBER = re.compile(r"[1-9][0-9]{0,2}")
@@ -565,13 +567,37 @@ class RotationFlow:
     async def _refresh(self, client: AsyncWebClient, rotation: int) -> RotationView:
         lock = self._locks.setdefault(rotation, asyncio.Lock())
         async with lock:
-            view = await (await self._service()).get(rotation)
-            if view.message_ts is not None:
-                text, blocks = render.checklist_message(view, self._settings.timezone)
-                await client.chat_update(
-                    channel=view.channel, ts=view.message_ts, text=text, blocks=blocks
-                )
+            service = await self._service()
+            view = await service.get(rotation)
+            # Another process on the same database may change the rotation while
+            # this update travels; read again after it, so the last update shown
+            # is never older than the last change.
+            for _ in range(MAX_REFRESHES):
+                if view.message_ts is None or not await self._show(client, view):
+                    break
+                latest = await service.get(rotation)
+                if latest.version == view.version:
+                    break
+                view = latest
         return view
+
+    async def _show(self, client: AsyncWebClient, view: RotationView) -> bool:
+        """Rewrite the checklist message; False if Slack refused."""
+        assert view.message_ts is not None
+        text, blocks = render.checklist_message(view, self._settings.timezone)
+        try:
+            await client.chat_update(
+                channel=view.channel, ts=view.message_ts, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            # The change is stored and goes in the thread; the message catches up
+            # on the next click.
+            log.warning(
+                "checklist update failed",
+                extra={"rotation": view.id, "error": exc.response.get("error")},
+            )
+            return False
+        return True
 
     async def _guarded(
         self,
