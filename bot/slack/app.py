@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.access import Admins
-from bot.commands.answer import Answer
+from bot.commands.answer import Answer, Prepared
 from bot.config import Settings
 from bot.errors import BotError, ConfigError, InputError
 from bot.services import Services
@@ -84,21 +84,27 @@ async def run_slash_command(
     text, user = body.get("text", "").strip(), body.get("user_id", "")
     outcome = "ok"
     try:
+        # Preparing only reads the text, so it may come before the admin check;
+        # what it finds decides whether the text is safe to keep in the audit log.
+        prepared: Prepared | InputError
+        try:
+            prepared = command.prepare(text, services)
+        except InputError as exc:
+            prepared = exc
         if command.admins_only:
             admins = admins or Admins(services.settings, client)
             allowed = await admins.allows(user)
-            await audit_use(services, command.name, body, allowed)
+            valid = not isinstance(prepared, InputError)
+            await audit_use(services, command.name, body, allowed, valid)
             if not allowed:
                 outcome = "refused"
                 await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
                 return
-        try:
-            prepared = command.prepare(text, services)
-        except InputError as exc:
+        if isinstance(prepared, InputError):
             outcome = "bad-input"
             await ack(
                 response_type="ephemeral",
-                text=messages.bad_input(command.name, exc),
+                text=messages.bad_input(command.name, prepared),
             )
             return
 
@@ -131,15 +137,22 @@ async def run_slash_command(
 
 
 async def audit_use(
-    services: Services, name: str, body: dict[str, Any], allowed: bool
+    services: Services,
+    name: str,
+    body: dict[str, Any],
+    allowed: bool,
+    valid: bool = True,
 ) -> None:
-    """Security commands leave a line in the audit log, allowed or not."""
+    """Security commands leave a line in the audit log, allowed or not.
+
+    Text that is not a valid request is not kept: it may be a pasted token.
+    """
     store = await services.store()
     await store.audit(
         at=datetime.now(UTC),
         actor=body.get("user_id", ""),
         action=f"/{name}",
-        target=body.get("text", "")[:200],
+        target=body.get("text", "").strip()[:200] if valid else "(invalid input)",
         outcome="allowed" if allowed else "denied",
         request_id=body.get("trigger_id"),
         trigger="slack",
