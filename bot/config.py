@@ -8,7 +8,7 @@ the model catalog, thresholds and runbooks may also come from the TOML file name
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,10 +31,16 @@ class CoverageThresholds(BaseModel):
     environment: str = "production"
 
 
+# The checks a runbook step may name; bot.rotation.checks runs them.
+RunbookCheck = Literal["github_secret", "remote_env_file", "ip_logs_prefix"]
+
+
 class RunbookStep(BaseModel):
-    title: str
+    """One step of a token's runbook, and the check the bot can run for it."""
+
+    title: str = Field(min_length=1)
     detail: str = ""
-    check: str | None = None
+    check: RunbookCheck | None = None
 
 
 class Settings(BaseSettings):

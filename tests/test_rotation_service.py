@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.access import is_admin
-from bot.config import RunbookStep, Settings
+from bot.config import RunbookStep, Settings, load_settings
 from bot.errors import InputError, NotAllowed
+from bot.rotation.runbook import runbook_for
 from bot.rotation.service import (
     ActionOutcome,
     RotationService,
@@ -400,6 +402,54 @@ async def test_configured_runbook_replaces_the_default(
         (1, "One", None),
         (2, "Two", "github_secret"),
     ]
+
+
+RUNBOOK_TOML = """
+[[runbooks.TB_TOKEN]]
+title = "Create a new Tinybird read token"
+detail = "In the workspace's Tokens page."
+
+[[runbooks.TB_TOKEN]]
+title = "Update the GitHub Actions secret"
+check = "{check}"
+"""
+
+
+async def test_a_runbook_from_bot_config_is_started_by_its_token_name(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """`[[runbooks.NAME]]` in the TOML file adds a token with its own steps."""
+    path = tmp_path / "bot.toml"
+    path.write_text(RUNBOOK_TOML.format(check="github_secret"))
+    settings = load_settings(bot_config=path, bot_admins=[ADMIN])
+
+    view = await RotationService(store, settings, clock).start(
+        "TB_TOKEN", "C1", ADMIN, None
+    )
+
+    assert [(s.number, s.title, s.detail, s.check) for s in view.steps] == [
+        (1, "Create a new Tinybird read token", "In the workspace's Tokens page.",
+         None),
+        (2, "Update the GitHub Actions secret", "", "github_secret"),
+    ]  # fmt: skip
+    assert runbook_for(TOKEN, settings)[2].check == "github_secret"
+
+
+def test_a_runbook_naming_an_unknown_check_is_refused_at_start_up(
+    tmp_path: Path,
+) -> None:
+    """A misspelt check fails loading, naming the step and the checks there are."""
+    path = tmp_path / "bot.toml"
+    path.write_text(RUNBOOK_TOML.format(check="ip_log_prefix"))
+
+    with pytest.raises(ValidationError) as caught:
+        load_settings(bot_config=path)
+
+    assert "runbooks.TB_TOKEN.1.check" in str(caught.value)
+    assert (
+        "Input should be 'github_secret', 'remote_env_file' or 'ip_logs_prefix'"
+        in str(caught.value)
+    )
 
 
 def test_is_admin_reads_bot_admins() -> None:
