@@ -227,7 +227,7 @@ async def test_a_rotation_carried_to_the_end_by_two_people_across_a_restart(
         await clicked(world, chat, 16, DONE, "1:6", OTHER)
         await clicked(world, chat, 20, DONE, "1:7", OTHER)
         await clicked(world, chat, 30, VERIFY, "1:8")
-        await chat.command(f"verify 1 {NEW} {OLD}")
+        await chat.submit_prefixes(NEW, OLD)
         await world.finished.wait(12)
         await clicked(world, chat, 31, CLOSE_DONE, "1")
         await clicked(world, chat, 32, DONE, "1:1", OTHER)
@@ -251,15 +251,10 @@ async def test_a_rotation_carried_to_the_end_by_two_people_across_a_restart(
         "<@UADMIN> closed this rotation as done",
     ]
     assert world.ephemerals() == [
-        (
-            ADMIN,
-            "Slack could not open the prefix dialog (unknown_method). Type "
-            "`/rotate-checklist verify 1 NEW OLD` with the first 4 characters of "
-            "the new and the old token instead; never the whole token.",
-        ),
         (OTHER, "rotation #1 is done; a closed rotation is read-only"),
     ]
     (dialog,) = world.slack.calls_to("views.open")
+    assert dialog.params["trigger_id"] == "trigger-11"
     assert dialog.params["view"]["private_metadata"] == "1:8"
     assert len(world.checklists()) == 1
     assert len(world.slack.calls_to("chat.update")) == 11
@@ -319,7 +314,7 @@ async def test_a_rotation_carried_to_the_end_by_two_people_across_a_restart(
          moved(6, "pending", "done")),
         (at(20), OTHER, "step.done", "applied",
          click_id(20, 10, OTHER, DONE, "1:7"), moved(7, "pending", "done")),
-        (at(30), ADMIN, "step.check", "applied", "trigger-12",
+        (at(30), ADMIN, "step.check", "applied", "view:V12",
          moved(8, "pending", "done")),
         (at(31), ADMIN, "rotation.close", "applied",
          click_id(31, 13, ADMIN, CLOSE_DONE, "1"), {"status": "done"}),
@@ -429,6 +424,8 @@ async def test_a_stranger_is_refused_audited_and_changes_nothing(
         await clicked(world, chat, 1, VERIFY, "1:3", INTRUDER)
         await clicked(world, chat, 1, ABANDON, "1", INTRUDER)
         await clicked(world, chat, 1, DONE, "not-a-value", INTRUDER)
+        dialog = await chat.submit_prefixes(NEW, OLD, user=INTRUDER)
+        await world.finished.wait(7)
         store = await chat.store()
         audit = await store.audit_entries()
         view = await RotationService(store, chat.services.settings).get(1)
@@ -446,7 +443,12 @@ async def test_a_stranger_is_refused_audited_and_changes_nothing(
          click_id(1, 5, INTRUDER, ABANDON, "1")),
         (INTRUDER, "step.done", "rotation:?", "denied",
          click_id(1, 6, INTRUDER, DONE, "not-a-value")),
+        (INTRUDER, "step.check", "prefix-dialog", "denied", "view:V7"),
     ]  # fmt: skip
+    assert dialog.json() == {
+        "response_action": "errors",
+        "errors": {"new_prefix": NOT_ALLOWED},
+    }
     assert world.slack.calls_to("chat.update") == []
     assert world.thread_lines() == []
     assert (world.github.requests, world.host.commands) == ([], [])
@@ -603,6 +605,33 @@ async def test_prefix_dialog_checks_the_ip_logs_and_coverage(
     assert world.host.commands == [
         "journalctl -u text-pollinations.service --since @1796333400 --until "
         "@1796337000 --grep IP-LOG -o short-iso --no-pager"
+    ]
+
+
+async def test_without_the_dialog_the_verify_command_checks_step_8(
+    world: World,
+) -> None:
+    """Slack refusing views.open leads to `/rotate-checklist verify`, which works."""
+    world.write_journal([(40, NEW), (41, NEW)])
+    world.slack.fail_next("views.open", "expired_trigger_id")
+    async with world.bot() as chat:
+        await started(world, chat)
+        await clicked(world, chat, 60, VERIFY, "1:8")
+        await chat.command(f"verify 1 {NEW} {OLD}")
+        await world.finished.wait(3)
+
+    assert world.ephemerals() == [
+        (
+            ADMIN,
+            "Slack could not open the prefix dialog (expired_trigger_id). Type "
+            "`/rotate-checklist verify 1 NEW OLD` with the first 4 characters of "
+            "the new and the old token instead; never the whole token.",
+        )
+    ]
+    assert world.thread_lines() == [
+        "<@UADMIN> verified step 8: passed. 2026-12-03T21:30:00Z to "
+        "2026-12-03T22:30:00Z: Nw3x 2; only the new prefix; coverage 1h: "
+        "claude-large 100.0% ok, claude 100.0% ok"
     ]
 
 

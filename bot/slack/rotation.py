@@ -357,7 +357,9 @@ class RotationFlow:
         user = body.get("user", {}).get("id", "")
         request_id = f"view:{view.get('id')}"
         if not await self._admins.allows(user):
-            await ack()
+            # The refusal shows in the dialog itself: it has no channel to post to.
+            refusal = {render.NEW_PREFIX_BLOCK: messages.NOT_ALLOWED}
+            await ack(response_action="errors", errors=refusal)
             await self._deny(user, "step.check", "prefix-dialog", request_id, "")
             _log_use("dialog", "verify", user, "refused", started)
             return

@@ -111,6 +111,7 @@ class SlackApiStandIn(StandIn):
             "conversations.join": self._conversation,
             "users.info": self._user,
             "usergroups.users.list": self._usergroup_members,
+            "views.open": self._open_view,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -324,6 +325,17 @@ class SlackApiStandIn(StandIn):
             "is_admin": False,
         }
         return {"ok": True, "user": {**default, **self._users.get(user_id, {})}}
+
+    def _open_view(self, params: dict[str, Any]) -> Answer:
+        _required(params, "trigger_id", "invalid_trigger_id")
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackFailure("invalid_arguments")
+        # Numbered apart from messages, so opening a dialog moves no message ts.
+        view_id = f"V{len(self.calls_to('views.open')):010d}"
+        return {"ok": True, "view": {**view, "id": view_id}}
 
     def _usergroup_members(self, params: dict[str, Any]) -> Answer:
         group = _required(params, "usergroup", "invalid_arguments")
