@@ -364,6 +364,8 @@ async def test_two_bot_processes_and_a_sigkill_lose_nothing(
             rows = await store.run(_every_row)
         finally:
             await store.close()
+        review = await _terminal(fleet.env, "rotations", "1")
+        listed = json.loads(await _terminal(fleet.env, "rotations", "--json"))
 
     lines = fleet.thread_lines()
     step_4_by = "UADMIN" if "<@UADMIN> marked step 4 done" in lines else "UOTHER"
@@ -421,10 +423,39 @@ async def test_two_bot_processes_and_a_sigkill_lose_nothing(
         (ADMIN, "step.undo", "rejected"),
         (INTRUDER, "step.done", "denied"),
     ]
+    (summary,) = listed
+    del summary["started_at"], summary["closed_at"]
+    assert summary == {
+        "id": 1,
+        "token": "PLN_ENTER_TOKEN",
+        "status": "done",
+        "progress": "8/8",
+        "started_by": ADMIN,
+        "closed_by": ADMIN,
+    }
+    head, log = review.split("\nAudit log\n")
+    assert head.splitlines()[0].startswith(
+        "Rotation #1 of PLN_ENTER_TOKEN: done, 8 of 8 done, started by UADMIN at "
+    )
+    assert [line.split()[2:5] for line in log.splitlines()[2:]] == [
+        [e.actor, e.action, e.outcome] for e in audit if e.target == "rotation:1"
+    ]
+    assert f"  step 8: {lines[7].split('passed. ', 1)[1]}" in head
     for secret in (GITHUB_TOKEN, tinybird.token, SIGNING_SECRET, BOT_TOKEN):
         assert secret not in rows
         assert secret not in "".join(line for bot in fleet.bots for line in bot.log)
         assert secret not in json.dumps([c.params for c in slack.calls], default=str)
+
+
+async def _terminal(env: dict[str, str], *words: str) -> str:
+    """`usage-bot WORDS` in its own process, as someone reviewing the incident."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *words,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 def _short(moment: datetime, beside: datetime) -> str:

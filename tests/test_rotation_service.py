@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.access import is_admin
+from bot.cli.main import main
 from bot.config import RunbookStep, Settings, load_settings
 from bot.errors import InputError, NotAllowed
 from bot.rotation.runbook import runbook_for
@@ -477,3 +478,39 @@ async def test_attach_message_remembers_where_the_checklist_is(
         2,
     )
     assert await service.get(view.id) == attached
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["rotations", "x"], "rotation id must be a whole number but got 1 characters"),
+        (["rotations", "9"], "rotation #9 does not exist"),
+    ],
+    ids=["not-a-number", "missing"],
+)
+def test_the_rotations_command_names_a_bad_id(
+    words: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`usage-bot rotations ID` exits 2 with one line on what was wrong."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+
+    status = main(words)
+
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[0] == message
+
+
+def test_the_rotations_command_on_an_empty_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No rotations yet is said plainly, and is an empty list in JSON."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+
+    statuses = [main(["rotations"]), main(["rotations", "--json"])]
+
+    assert statuses == [0, 0]
+    assert capsys.readouterr().out == "No rotations yet.\n[]\n"

@@ -43,6 +43,10 @@ def register(commands: Any) -> None:
     )
     watch.set_defaults(handler=_watch)
 
+    from bot.cli import rotations
+
+    rotations.register(commands)
+
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.server import serve

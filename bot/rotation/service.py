@@ -361,6 +361,15 @@ class RotationService:
 
         return await self._store.run(work)
 
+    async def recent(self, limit: int) -> list[RotationView]:
+        """The latest `limit` rotations, open or closed, newest first."""
+
+        def work(session: Session) -> list[RotationView]:
+            query = select(Rotation).order_by(Rotation.id.desc()).limit(limit)
+            return [_view(rotation) for rotation in session.scalars(query)]
+
+        return await self._store.run(work)
+
     async def get(self, rotation_id: int) -> RotationView:
         """Rotation `rotation_id`, open or closed."""
 
