@@ -49,6 +49,8 @@ from tests.fixtures_rotation import (
 from tests.slackbot import BOT_TOKEN, CHANNEL, SIGNING_SECRET, signature
 
 START_TIMEOUT_SECONDS = 60
+# Generous: the bots are separate processes on a machine that may be busy.
+WAIT_SECONDS = 30
 _LISTENING = re.compile(r" listening .*\bport=(\d+)")
 
 
@@ -181,10 +183,11 @@ class Fleet:
         await self.wait_thread_lines(before + 1)
 
     async def wait_thread_lines(self, count: int) -> None:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(WAIT_SECONDS):
             while len(self.thread_lines()) < count:
+                posted = len(self.slack.calls_to("chat.postMessage"))
                 await self.slack.wait_for_async(
-                    "chat.postMessage", len(self.slack.calls_to("chat.postMessage")) + 1
+                    "chat.postMessage", posted + 1, timeout=WAIT_SECONDS
                 )
 
     def thread_lines(self) -> list[str]:
@@ -302,7 +305,7 @@ async def test_two_bot_processes_and_a_sigkill_lose_nothing(
     ) as fleet:
         first = await fleet.start_bot()
         await fleet.command(first, "")
-        (posted,) = await slack.wait_for_async("chat.postMessage")
+        (posted,) = await slack.wait_for_async("chat.postMessage", timeout=WAIT_SECONDS)
         store = await Store.open(fresh_postgres_url)
         try:
             (started_at,) = await store.run(_started_at)
@@ -326,7 +329,7 @@ async def test_two_bot_processes_and_a_sigkill_lose_nothing(
                 ),
             )
             await fleet.wait_thread_lines(4)
-            await slack.wait_for_async("chat.postEphemeral")
+            await slack.wait_for_async("chat.postEphemeral", timeout=WAIT_SECONDS)
             redelivered = fleet.payload("rotation_step_skip", "1:6")
             await asyncio.gather(
                 fleet.deliver(first, redelivered), fleet.deliver(second, redelivered)
@@ -352,12 +355,12 @@ async def test_two_bot_processes_and_a_sigkill_lose_nothing(
 
             third = await fleet.start_bot()
             await fleet.command(third, "status")
-            (status,) = await slack.wait_for_async("response_url")
+            (status,) = await slack.wait_for_async("response_url", timeout=WAIT_SECONDS)
             await fleet.deliver(third, fleet.payload("rotation_step_undo", "1:1"))
             await fleet.deliver(
                 third, fleet.payload("rotation_step_done", "1:8", INTRUDER)
             )
-            await slack.wait_for_async("chat.postEphemeral", 3)
+            await slack.wait_for_async("chat.postEphemeral", 3, WAIT_SECONDS)
             await third.kill()
 
             audit = await store.audit_entries()
