@@ -33,6 +33,11 @@ def register(commands: Any) -> None:
         action="store_true",
         help="let a bypass start and stop while the watcher alerts (simulated time)",
     )
+    demo.add_argument(
+        "--rotation",
+        action="store_true",
+        help="two people rotate a token in a Slack thread, the bot restarting",
+    )
     demo.set_defaults(handler=_demo)
 
     watch = commands.add_parser(

@@ -46,7 +46,9 @@ async def run_rotations(args: argparse.Namespace, settings: Settings) -> int:
         if wanted is None:
             views = await service.recent(RECENT)
             _print(
-                as_json=args.json, doc=[_summary(v) for v in views], text=_list(views)
+                as_json=args.json,
+                doc=[_summary(v) for v in views],
+                text=rotations_list(views),
             )
             return EXIT_OK
         try:
@@ -56,7 +58,7 @@ async def run_rotations(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_BAD_INPUT
         audit = await store.audit_entries(target=f"rotation:{view.id}", limit=1000)
         doc = {**_summary(view), "steps": _steps(view), "audit": _audit(audit)}
-        _print(as_json=args.json, doc=doc, text=_detail(view, audit))
+        _print(as_json=args.json, doc=doc, text=rotation_report(view, audit))
         return EXIT_OK
     finally:
         await store.close()
@@ -107,7 +109,8 @@ def _audit(entries: list[AuditRecord]) -> list[dict[str, Any]]:
     ]
 
 
-def _list(views: list[RotationView]) -> str:
+def rotations_list(views: list[RotationView]) -> str:
+    """The latest rotations as a table."""
     if not views:
         return "No rotations yet."
     table = Table(
@@ -123,7 +126,8 @@ def _list(views: list[RotationView]) -> str:
     return f"{table.title}\n{tables.to_text(table)}"
 
 
-def _detail(view: RotationView, audit: list[AuditRecord]) -> str:
+def rotation_report(view: RotationView, audit: list[AuditRecord]) -> str:
+    """One rotation's steps, their evidence and its audit log, as text."""
     steps = Table(
         f"Rotation #{view.id} of {view.token_name}: {view.status.value}, "
         f"{view.finished} of {view.total} done, started by {view.started_by} "
