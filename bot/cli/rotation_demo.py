@@ -54,9 +54,11 @@ class Channel:
         self._base = 0
 
     async def close(self) -> None:
+        """Close the HTTP client."""
         await self._http.aclose()
 
     def connect(self, url: str) -> None:
+        """Send from now on to the bot listening at `url`."""
         self._url = url
 
     def begin(self) -> None:
@@ -64,6 +66,7 @@ class Channel:
         self._base = len(self.slack.calls)
 
     async def command(self, user: str, text: str) -> None:
+        """`user` types `/rotate-checklist TEXT`."""
         self.begin()
         self._number += 1
         await self._send(
@@ -79,6 +82,7 @@ class Channel:
         )
 
     def click_payload(self, user: str, action_id: str, value: str) -> str:
+        """The block_actions payload of one click, to deliver once or more."""
         self._number += 1
         return json.dumps(
             {
@@ -101,9 +105,11 @@ class Channel:
         )
 
     async def deliver(self, payload: str) -> None:
+        """Slack delivering `payload` (again, when it retries)."""
         await self._send({"payload": payload})
 
     async def click(self, user: str, action_id: str, value: str) -> None:
+        """`user` clicks button `action_id` whose value is `value`."""
         self.begin()
         await self.deliver(self.click_payload(user, action_id, value))
 
