@@ -2,7 +2,8 @@
 
 The Slack, Tinybird, AWS, GitHub and SSH secrets are set as an operator sets them,
 every slash command, button and dialog is used through signed HTTP to the Bolt app,
-and every terminal command runs in its own process. None of the values may then be
+and every terminal command (the queries, `watch --once`, `rotations`) runs in its
+own process. None of the values may then be
 found in anything sent to Slack (messages, ephemerals, response URLs, uploads), in
 any log line (the bot's formatter, at its most verbose), in the terminal's output,
 or in any database row. A whole token pasted by a person is treated the same way.
@@ -152,6 +153,7 @@ async def place(
                     "SSH_KEY_PATH": str(host.client_key_path),
                     "SSH_KNOWN_HOSTS": str(host.known_hosts_path),
                     "AWS_ENDPOINT_URL": cloudwatch.url,
+                    "ALERT_CHANNEL": "C0ALERTS",
                 }
                 for name, value in environment.items():
                     monkeypatch.setenv(name, value)
@@ -329,7 +331,7 @@ def _new_prefix_lines() -> list[str]:
 
 
 async def run_every_terminal_command(place: Place) -> str:
-    """`usage-bot -v ...` for each query command, in its own process: out and err."""
+    """`usage-bot -v ...` for each terminal command, in its own process: out, err."""
     printed = []
     for words in (
         ["usage", "all", "48h"],
@@ -338,6 +340,10 @@ async def run_every_terminal_command(place: Place) -> str:
         ["coverage", "logs", "1h"],
         ["ipcheck", "1h", "--json"],
         ["usage", PASTED],
+        ["watch", "--once"],
+        ["rotations"],
+        ["rotations", "1", "--json"],
+        ["rotations", PASTED],
     ):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "-v", *words,
@@ -399,6 +405,7 @@ async def test_no_secret_leaves_its_place(place: Place, logged: Logged) -> None:
     assert "verified step 8: passed." in sent
     assert log_text.count(" command ") >= len(SLASH_COMMANDS)
     assert "Service logs against the gateway, last 1h" in printed
+    assert '"evidence": "updated_at ' in printed and "Token rotations" in printed
     assert '"token_prefixes": {' in printed and "Bedrock usage, last 48h" in printed
 
 
