@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.config import Settings
@@ -839,3 +840,29 @@ async def test_a_refused_update_still_leaves_the_thread_line(world: World) -> No
     assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]
     assert world.ephemerals() == []
     assert world.finished.outcomes[-1] == ("step.done", ADMIN, "ok")
+
+
+async def test_a_checklist_whose_ts_was_never_stored_is_adopted_from_a_click(
+    world: World,
+) -> None:
+    """A bot stopped between posting and storing the ts: the next click heals it."""
+    async with world.bot() as chat:
+        store = await chat.store()
+        service = RotationService(store, chat.services.settings)
+        await service.start(SECRET, CHANNEL, ADMIN, "start-then-killed")
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=world.slack.api_url)
+        posted = await client.chat_postMessage(channel=CHANNEL, text="checklist")
+        payload = json.loads(chat.click_payload(DONE, "1:1"))
+        payload["container"]["message_ts"] = posted["ts"]
+        world.move_to(2)
+        await chat.deliver(json.dumps(payload))
+        await world.finished.wait(1)
+        view = await service.get(1)
+
+    (update,) = world.slack.calls_to("chat.update")
+    assert (view.channel, view.message_ts) == (CHANNEL, posted["ts"])
+    assert (update.params["ts"], update.params["text"]) == (
+        posted["ts"],
+        "Rotate PLN_ENTER_TOKEN: 1 of 8 done",
+    )
+    assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]

@@ -90,7 +90,11 @@ class Channel:
                 "user": {"id": user},
                 "team": {"id": "T0STANDIN"},
                 "channel": {"id": CHANNEL},
-                "container": {"type": "message", "channel_id": CHANNEL},
+                "container": {
+                    "type": "message",
+                    "channel_id": CHANNEL,
+                    "message_ts": self._checklist_ts(),
+                },
                 "trigger_id": f"trigger-{self._number}",
                 "actions": [
                     {
@@ -103,6 +107,11 @@ class Channel:
                 ],
             }
         )
+
+    def _checklist_ts(self) -> str | None:
+        # The message a person clicks in: the checklist, not a thread line.
+        posted = [m for m in self.slack.messages_in(CHANNEL) if "thread_ts" not in m]
+        return str(posted[-1]["ts"]) if posted else None
 
     async def deliver(self, payload: str) -> None:
         """Slack delivering `payload` (again, when it retries)."""

@@ -622,6 +622,7 @@ class RotationFlow:
                 await self._deny(user, audit_action, target, request_id, channel)
                 await self._ephemeral(client, channel, user, messages.NOT_ALLOWED)
             else:
+                await self._adopt_message(body, action)
                 await work(user, channel)
         except BotError as exc:
             outcome = "error"
@@ -631,6 +632,32 @@ class RotationFlow:
             log.exception("rotation click failed")
             await self._ephemeral(client, channel, user, messages.INTERNAL_ERROR)
         _log_use("click", audit_action, user, outcome, started)
+
+    async def _adopt_message(
+        self, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        """Remember the clicked message if the rotation lost track of its own.
+
+        A bot stopped between posting a checklist and storing its ts would
+        otherwise leave a rotation whose message no click can ever update.
+        """
+        container = body.get("container") or {}
+        ts = container.get("message_ts")
+        head = str(action.get("value", "")).partition(":")[0]
+        if not ts or _ROTATION_ID.fullmatch(head) is None:
+            return
+        service = await self._service()
+        try:
+            view = await service.get(int(head))
+        except InputError:
+            return
+        if view.message_ts is None:
+            channel = container.get("channel_id") or view.channel
+            await service.attach_message(view.id, str(channel), str(ts))
+            log.info(
+                "rotation message adopted from a click",
+                extra={"rotation": view.id, "ts": ts},
+            )
 
     async def _open_view(self, rotation: int, step: int) -> RotationView:
         view = await self._service_view(rotation)

@@ -152,6 +152,16 @@ class SlackApiStandIn(StandIn):
         with self._changed:
             return dict(self._state.uploads)
 
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """The messages posted in `channel`, oldest first, as they now stand."""
+        with self._changed:
+            found = [
+                dict(message)
+                for (where, _), message in self._state.messages.items()
+                if where == channel
+            ]
+        return sorted(found, key=lambda message: message["ts"])
+
     def calls_to(self, method: str) -> list[SlackCall]:
         """Calls to one method (`chat.postMessage`, `upload`, `response_url`...)."""
         return [call for call in self.calls if call.method == method]
