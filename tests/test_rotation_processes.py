@@ -157,7 +157,11 @@ class Fleet:
                 "user": {"id": user},
                 "team": {"id": "T0STANDIN"},
                 "channel": {"id": CHANNEL},
-                "container": {"type": "message", "channel_id": CHANNEL},
+                "container": {
+                    "type": "message",
+                    "channel_id": CHANNEL,
+                    "message_ts": self._checklist_ts(),
+                },
                 "trigger_id": f"trigger-{self.number}",
                 "actions": [
                     {
@@ -170,6 +174,11 @@ class Fleet:
                 ],
             }
         )
+
+    def _checklist_ts(self) -> str | None:
+        """The message clicks come from, as Slack puts it in every click."""
+        posted = [m for m in self.slack.messages_in(CHANNEL) if "thread_ts" not in m]
+        return str(posted[-1]["ts"]) if posted else None
 
     async def deliver(self, bot: BotProcess, payload: str) -> None:
         await self._signed(bot, {"payload": payload})
