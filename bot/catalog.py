@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, model_validator
 
-from bot.errors import InputError
+from bot.errors import InputError, echo
 
 
 class Tier(StrEnum):
@@ -113,7 +113,7 @@ class Catalog(BaseModel):
             if wanted in (i.lower() for i in spec.provider_model_ids):
                 return spec
         names = ", ".join(spec.name for spec in self.models)
-        raise InputError(f"model must be one of: all, {names}; got {text[:40]!r}")
+        raise InputError(f"model must be one of: all, {names}; got {echo(text)}")
 
     def by_provider_id(self, provider: str, model_id: str) -> ModelSpec | None:
         for spec in self.models:

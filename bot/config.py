@@ -5,9 +5,10 @@ the model catalog, thresholds and runbooks may also come from the TOML file name
 `BOT_CONFIG`. Nothing else in the bot reads `os.environ`.
 """
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,6 +17,7 @@ from bot.catalog import Catalog
 from bot.errors import ConfigError
 
 CommaList = Annotated[list[str], NoDecode]
+_USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 
 
 class CoverageThresholds(BaseModel):
@@ -29,10 +31,16 @@ class CoverageThresholds(BaseModel):
     environment: str = "production"
 
 
+# The checks a runbook step may name; bot.rotation.checks runs them.
+RunbookCheck = Literal["github_secret", "remote_env_file", "ip_logs_prefix"]
+
+
 class RunbookStep(BaseModel):
-    title: str
+    """One step of a token's runbook, and the check the bot can run for it."""
+
+    title: str = Field(min_length=1)
     detail: str = ""
-    check: str | None = None
+    check: RunbookCheck | None = None
 
 
 class Settings(BaseSettings):
@@ -47,6 +55,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     port: int = 3000
     bot_admins: CommaList = []
+    # A Slack user group ID (S...) whose members are admins too.
     admin_usergroup: str | None = None
 
     # AWS: credentials, endpoint and retries stay with boto3's own chain.
@@ -93,6 +102,18 @@ class Settings(BaseSettings):
     catalog: Catalog = Field(default_factory=Catalog)
     coverage: CoverageThresholds = Field(default_factory=CoverageThresholds)
     runbooks: dict[str, list[RunbookStep]] = {}
+
+    @field_validator("admin_usergroup")
+    @classmethod
+    def _usergroup_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if _USERGROUP_ID.fullmatch(value.strip()) is None:
+            raise ValueError(
+                f"ADMIN_USERGROUP must be a user group ID such as S0123ABCD "
+                f"but got {value!r}"
+            )
+        return value.strip()
 
     @field_validator("bot_admins", "journal_hosts", "ingress_cidrs", mode="before")
     @classmethod

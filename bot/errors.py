@@ -32,3 +32,16 @@ class SourceError(BotError):
 
 class SourceTimeout(SourceError):
     """A backend did not answer within its timeout."""
+
+
+# Longer than any window, model name or IPv4 address a person types, shorter than
+# the tokens and keys the bot works with (20 characters and up).
+ECHO_LIMIT = 19
+
+
+def echo(text: str) -> str:
+    """How an error quotes what was typed: short text as it came, longer text only
+    by its length, since a whole pasted token must never be repeated."""
+    if len(text) <= ECHO_LIMIT:
+        return repr(text)
+    return f"{len(text)} characters (not repeated: it may be a secret)"

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.errors import InputError
+from bot.errors import InputError, echo
 
 DEFAULT_WINDOW = "48h"
 ACCEPTED_FORMS = "a number and a unit: 30m, 1h, 48h, 7d, 2w"
@@ -46,7 +46,7 @@ def parse_duration(text: str) -> timedelta:
     """Read `30m`, `1h`, `7d`; `InputError` naming the accepted forms otherwise."""
     match = _PATTERN.fullmatch(text.strip().lower())
     if match is None or int(match.group(1)) == 0:
-        raise InputError(f"window must be {ACCEPTED_FORMS}; got {text[:40]!r}")
+        raise InputError(f"window must be {ACCEPTED_FORMS}; got {echo(text)}")
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 

@@ -120,7 +120,7 @@ def test_ip_argument_is_normalised(typed: str, ip: str) -> None:
         ("1.1.1.1; rm -rf /", "'1.1.1.1; rm -rf /'"),
         ("$(id)", "'$(id)'"),
         ("300.1.1.1", "'300.1.1.1'"),
-        ("a" * 10_000, repr("a" * 40)),
+        ("a" * 10_000, "10000 characters (not repeated: it may be a secret)"),
     ],
     ids=["shell-tail", "substitution", "out-of-range", "huge"],
 )

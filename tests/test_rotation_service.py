@@ -6,15 +6,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from bot.config import RunbookStep, Settings
+from bot.access import is_admin
+from bot.cli.main import main
+from bot.config import RunbookStep, Settings, load_settings
 from bot.errors import InputError, NotAllowed
+from bot.rotation.runbook import runbook_for
 from bot.rotation.service import (
     ActionOutcome,
     RotationService,
     RotationStatus,
     StepState,
-    is_admin,
 )
 from bot.store import Store
 
@@ -234,7 +237,7 @@ async def test_stranger_is_refused_and_audited(
 
     entries = await store.audit_entries()
     assert str(caught.value) == (
-        "user USTRANGER is not in BOT_ADMINS; "
+        "user USTRANGER is not in BOT_ADMINS or ADMIN_USERGROUP; "
         "only bot admins may change token rotations"
     )
     assert (await service.get(view.id)).step(1).state is StepState.PENDING
@@ -402,6 +405,54 @@ async def test_configured_runbook_replaces_the_default(
     ]
 
 
+RUNBOOK_TOML = """
+[[runbooks.TB_TOKEN]]
+title = "Create a new Tinybird read token"
+detail = "In the workspace's Tokens page."
+
+[[runbooks.TB_TOKEN]]
+title = "Update the GitHub Actions secret"
+check = "{check}"
+"""
+
+
+async def test_a_runbook_from_bot_config_is_started_by_its_token_name(
+    store: Store, clock: Clock, tmp_path: Path
+) -> None:
+    """`[[runbooks.NAME]]` in the TOML file adds a token with its own steps."""
+    path = tmp_path / "bot.toml"
+    path.write_text(RUNBOOK_TOML.format(check="github_secret"))
+    settings = load_settings(bot_config=path, bot_admins=[ADMIN])
+
+    view = await RotationService(store, settings, clock).start(
+        "TB_TOKEN", "C1", ADMIN, None
+    )
+
+    assert [(s.number, s.title, s.detail, s.check) for s in view.steps] == [
+        (1, "Create a new Tinybird read token", "In the workspace's Tokens page.",
+         None),
+        (2, "Update the GitHub Actions secret", "", "github_secret"),
+    ]  # fmt: skip
+    assert runbook_for(TOKEN, settings)[2].check == "github_secret"
+
+
+def test_a_runbook_naming_an_unknown_check_is_refused_at_start_up(
+    tmp_path: Path,
+) -> None:
+    """A misspelt check fails loading, naming the step and the checks there are."""
+    path = tmp_path / "bot.toml"
+    path.write_text(RUNBOOK_TOML.format(check="ip_log_prefix"))
+
+    with pytest.raises(ValidationError) as caught:
+        load_settings(bot_config=path)
+
+    assert "runbooks.TB_TOKEN.1.check" in str(caught.value)
+    assert (
+        "Input should be 'github_secret', 'remote_env_file' or 'ip_logs_prefix'"
+        in str(caught.value)
+    )
+
+
 def test_is_admin_reads_bot_admins() -> None:
     """Only listed user IDs are admins."""
     settings = Settings(bot_admins="U1, U2")
@@ -427,3 +478,39 @@ async def test_attach_message_remembers_where_the_checklist_is(
         2,
     )
     assert await service.get(view.id) == attached
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["rotations", "x"], "rotation id must be a whole number but got 1 characters"),
+        (["rotations", "9"], "rotation #9 does not exist"),
+    ],
+    ids=["not-a-number", "missing"],
+)
+def test_the_rotations_command_names_a_bad_id(
+    words: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`usage-bot rotations ID` exits 2 with one line on what was wrong."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+
+    status = main(words)
+
+    assert status == 2
+    assert capsys.readouterr().err.splitlines()[0] == message
+
+
+def test_the_rotations_command_on_an_empty_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No rotations yet is said plainly, and is an empty list in JSON."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'bot.db'}")
+
+    statuses = [main(["rotations"]), main(["rotations", "--json"])]
+
+    assert statuses == [0, 0]
+    assert capsys.readouterr().out == "No rotations yet.\n[]\n"

@@ -1,17 +1,20 @@
 """`/rotate-checklist` end to end: signed HTTP to the Bolt app, answers in Slack."""
 
 import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.config import Settings
 from bot.messages import NOT_ALLOWED
 from bot.rotation.service import RotationService
 from bot.slack.rotation import USAGE
@@ -20,6 +23,7 @@ from bot.standins.github import GitHubStandIn
 from bot.standins.slack_api import SlackApiStandIn
 from bot.standins.ssh import FakeFile, SshStandin, write_journal
 from bot.standins.tinybird import TinybirdStandIn
+from bot.store import Store
 from tests.fixtures_rotation import (
     ADMIN,
     ENV_FILE,
@@ -224,7 +228,7 @@ async def test_a_rotation_carried_to_the_end_by_two_people_across_a_restart(
         await clicked(world, chat, 16, DONE, "1:6", OTHER)
         await clicked(world, chat, 20, DONE, "1:7", OTHER)
         await clicked(world, chat, 30, VERIFY, "1:8")
-        await chat.command(f"verify 1 {NEW} {OLD}")
+        await chat.submit_prefixes(NEW, OLD)
         await world.finished.wait(12)
         await clicked(world, chat, 31, CLOSE_DONE, "1")
         await clicked(world, chat, 32, DONE, "1:1", OTHER)
@@ -248,15 +252,10 @@ async def test_a_rotation_carried_to_the_end_by_two_people_across_a_restart(
         "<@UADMIN> closed this rotation as done",
     ]
     assert world.ephemerals() == [
-        (
-            ADMIN,
-            "Slack could not open the prefix dialog (unknown_method). Type "
-            "`/rotate-checklist verify 1 NEW OLD` with the first 4 characters of "
-            "the new and the old token instead; never the whole token.",
-        ),
         (OTHER, "rotation #1 is done; a closed rotation is read-only"),
     ]
     (dialog,) = world.slack.calls_to("views.open")
+    assert dialog.params["trigger_id"] == "trigger-11"
     assert dialog.params["view"]["private_metadata"] == "1:8"
     assert len(world.checklists()) == 1
     assert len(world.slack.calls_to("chat.update")) == 11
@@ -316,7 +315,7 @@ async def test_a_rotation_carried_to_the_end_by_two_people_across_a_restart(
          moved(6, "pending", "done")),
         (at(20), OTHER, "step.done", "applied",
          click_id(20, 10, OTHER, DONE, "1:7"), moved(7, "pending", "done")),
-        (at(30), ADMIN, "step.check", "applied", "trigger-12",
+        (at(30), ADMIN, "step.check", "applied", "view:V12",
          moved(8, "pending", "done")),
         (at(31), ADMIN, "rotation.close", "applied",
          click_id(31, 13, ADMIN, CLOSE_DONE, "1"), {"status": "done"}),
@@ -350,6 +349,9 @@ def assert_no_secret(world: World, rows: str) -> None:
         assert secret not in rows
 
 
+@pytest.mark.parametrize(
+    "rotation_database", ["sqlite", "postgresql"], indirect=True, ids=str
+)
 @pytest.mark.parametrize("at_once", [False, True], ids=["one-after-another", "at-once"])
 async def test_the_same_click_delivered_twice_changes_the_step_once(
     world: World, at_once: bool
@@ -377,6 +379,9 @@ async def test_the_same_click_delivered_twice_changes_the_step_once(
     ]
 
 
+@pytest.mark.parametrize(
+    "rotation_database", ["sqlite", "postgresql"], indirect=True, ids=str
+)
 async def test_two_people_clicking_the_same_step_at_once_leave_one_result(
     world: World,
 ) -> None:
@@ -414,11 +419,14 @@ async def test_a_stranger_is_refused_audited_and_changes_nothing(
         await started(world, chat)
         world.move_to(1)
         response = await chat.command("", user=INTRUDER)
-        await chat.click(DONE, "1:1", user=INTRUDER)
-        await chat.click(VERIFY, "1:3", user=INTRUDER)
-        await chat.click(ABANDON, "1", user=INTRUDER)
-        await chat.click(DONE, "not-a-value", user=INTRUDER)
-        await world.finished.wait(6)
+        await world.finished.wait(2)
+        # One after another, so that the audit log's order is the clicks' order.
+        await clicked(world, chat, 1, DONE, "1:1", INTRUDER)
+        await clicked(world, chat, 1, VERIFY, "1:3", INTRUDER)
+        await clicked(world, chat, 1, ABANDON, "1", INTRUDER)
+        await clicked(world, chat, 1, DONE, "not-a-value", INTRUDER)
+        dialog = await chat.submit_prefixes(NEW, OLD, user=INTRUDER)
+        await world.finished.wait(7)
         store = await chat.store()
         audit = await store.audit_entries()
         view = await RotationService(store, chat.services.settings).get(1)
@@ -436,11 +444,39 @@ async def test_a_stranger_is_refused_audited_and_changes_nothing(
          click_id(1, 5, INTRUDER, ABANDON, "1")),
         (INTRUDER, "step.done", "rotation:?", "denied",
          click_id(1, 6, INTRUDER, DONE, "not-a-value")),
+        (INTRUDER, "step.check", "prefix-dialog", "denied", "view:V7"),
     ]  # fmt: skip
+    assert dialog.json() == {
+        "response_action": "errors",
+        "errors": {"new_prefix": NOT_ALLOWED},
+    }
     assert world.slack.calls_to("chat.update") == []
     assert world.thread_lines() == []
     assert (world.github.requests, world.host.commands) == ([], [])
     assert (view.finished, view.is_open) == (0, True)
+
+
+async def test_members_of_the_admin_usergroup_may_act(world: World) -> None:
+    """ADMIN_USERGROUP's members start and tick; anyone else is still refused."""
+    world.slack.usergroups["SONCALL01"] = [OTHER]
+    async with world.bot(bot_admins=[], admin_usergroup="SONCALL01") as chat:
+        await chat.command("", user=OTHER)
+        await world.slack.wait_for_async("chat.postMessage")
+        await world.finished.wait(1)
+        await clicked(world, chat, 2, DONE, "1:1", OTHER)
+        await clicked(world, chat, 3, DONE, "1:2", ADMIN)
+        store = await chat.store()
+        audit = await store.audit_entries()
+
+    assert world.thread_lines() == ["<@UOTHER> marked step 1 done"]
+    assert world.ephemerals() == [(ADMIN, NOT_ALLOWED)]
+    assert [(e.actor, e.action, e.outcome) for e in audit] == [
+        (OTHER, "rotation.start", "applied"),
+        (OTHER, "step.done", "applied"),
+        (ADMIN, "step.done", "denied"),
+    ]
+    (asked,) = world.slack.calls_to("usergroups.users.list")
+    assert asked.params["usergroup"] == "SONCALL01"
 
 
 @pytest.mark.parametrize(
@@ -570,6 +606,33 @@ async def test_prefix_dialog_checks_the_ip_logs_and_coverage(
     assert world.host.commands == [
         "journalctl -u text-pollinations.service --since @1796333400 --until "
         "@1796337000 --grep IP-LOG -o short-iso --no-pager"
+    ]
+
+
+async def test_without_the_dialog_the_verify_command_checks_step_8(
+    world: World,
+) -> None:
+    """Slack refusing views.open leads to `/rotate-checklist verify`, which works."""
+    world.write_journal([(40, NEW), (41, NEW)])
+    world.slack.fail_next("views.open", "expired_trigger_id")
+    async with world.bot() as chat:
+        await started(world, chat)
+        await clicked(world, chat, 60, VERIFY, "1:8")
+        await chat.command(f"verify 1 {NEW} {OLD}")
+        await world.finished.wait(3)
+
+    assert world.ephemerals() == [
+        (
+            ADMIN,
+            "Slack could not open the prefix dialog (expired_trigger_id). Type "
+            "`/rotate-checklist verify 1 NEW OLD` with the first 4 characters of "
+            "the new and the old token instead; never the whole token.",
+        )
+    ]
+    assert world.thread_lines() == [
+        "<@UADMIN> verified step 8: passed. 2026-12-03T21:30:00Z to "
+        "2026-12-03T22:30:00Z: Nw3x 2; only the new prefix; coverage 1h: "
+        "claude-large 100.0% ok, claude 100.0% ok"
     ]
 
 
@@ -720,3 +783,86 @@ async def test_the_alert_button_starts_the_rotation_for_admins_only(
         (INTRUDER, "rotation.start", "denied"),
         (ADMIN, "rotation.start", "applied"),
     ]
+
+
+class RacingSlack(SlackApiStandIn):
+    """Slack whose next chat.update first lets another bot process change things."""
+
+    before_update: Callable[[], None] | None = None
+
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        hook, self.before_update = self.before_update, None
+        if hook is not None:
+            hook()
+        return super()._update(params)
+
+
+async def _other_process_ticks(database_url: str, step: int) -> None:
+    store = await Store.open(database_url)
+    try:
+        service = RotationService(store, Settings(bot_admins=[OTHER]))
+        await service.act(1, step, "done", OTHER, "elsewhere")
+    finally:
+        await store.close()
+
+
+async def test_a_change_made_elsewhere_during_an_update_is_shown_too(
+    world: World,
+) -> None:
+    """The message is read again after each update; it never ends on an old view."""
+    with RacingSlack(token=BOT_TOKEN) as slack:
+        world = dataclasses.replace(world, slack=slack)
+        async with world.bot() as chat:
+            await started(world, chat)
+            slack.before_update = lambda: asyncio.run(
+                _other_process_ticks(world.database_url, 2)
+            )
+            await clicked(world, chat, 2, DONE, "1:1")
+
+        updates = [
+            texts(call.params["blocks"])[2] for call in slack.calls_to("chat.update")
+        ]
+        final = texts(world.last_blocks())
+
+    assert updates == ["*Progress:* 1 of 8 done", "*Progress:* 2 of 8 done"]
+    assert final[3].endswith("_done · <@UADMIN> · Thu 03 Dec 21:32 UTC_")
+    assert final[5].endswith("_done · <@UOTHER> · Thu 03 Dec 21:32 UTC_")
+    assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]
+
+
+async def test_a_refused_update_still_leaves_the_thread_line(world: World) -> None:
+    """Slack refusing chat.update is logged; the change stands and is told."""
+    async with world.bot() as chat:
+        await started(world, chat)
+        world.slack.fail_next("chat.update", "message_not_found")
+        await clicked(world, chat, 2, DONE, "1:1")
+
+    assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]
+    assert world.ephemerals() == []
+    assert world.finished.outcomes[-1] == ("step.done", ADMIN, "ok")
+
+
+async def test_a_checklist_whose_ts_was_never_stored_is_adopted_from_a_click(
+    world: World,
+) -> None:
+    """A bot stopped between posting and storing the ts: the next click heals it."""
+    async with world.bot() as chat:
+        store = await chat.store()
+        service = RotationService(store, chat.services.settings)
+        await service.start(SECRET, CHANNEL, ADMIN, "start-then-killed")
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=world.slack.api_url)
+        posted = await client.chat_postMessage(channel=CHANNEL, text="checklist")
+        payload = json.loads(chat.click_payload(DONE, "1:1"))
+        payload["container"]["message_ts"] = posted["ts"]
+        world.move_to(2)
+        await chat.deliver(json.dumps(payload))
+        await world.finished.wait(1)
+        view = await service.get(1)
+
+    (update,) = world.slack.calls_to("chat.update")
+    assert (view.channel, view.message_ts) == (CHANNEL, posted["ts"])
+    assert (update.params["ts"], update.params["text"]) == (
+        posted["ts"],
+        "Rotate PLN_ENTER_TOKEN: 1 of 8 done",
+    )
+    assert world.thread_lines() == ["<@UADMIN> marked step 1 done"]

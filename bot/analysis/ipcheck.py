@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.analysis.ingress import Network, is_expected_ingress
-from bot.errors import InputError
+from bot.errors import InputError, echo
 from bot.sources.journal import TOKEN_PREFIX_CHARS, IpActivity, IpLog
 from bot.sources.records import SourceFailure
 from bot.sources.ssh import HostReport
@@ -43,7 +43,7 @@ def parse_ip_argument(text: str) -> str:
         address = ipaddress.ip_address(candidate)
     except ValueError:
         raise InputError(
-            f"IP must be an IPv4 or IPv6 address like 203.0.113.9; got {text[:40]!r}"
+            f"IP must be an IPv4 or IPv6 address like 203.0.113.9; got {echo(text)}"
         ) from None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return str(address.ipv4_mapped)

@@ -40,6 +40,10 @@ def tour_commands() -> dict[str, Preparer]:
 
 
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "rotation", False):
+        from bot.cli.rotation_demo import run_rotation_demo
+
+        return await run_rotation_demo(settings)
     if args.watch:
         from bot.cli.watch_demo import run_watch_demo
 

@@ -10,6 +10,11 @@ from bot.config import Settings
 def register(commands: Any) -> None:
     """Add the long-running sub-commands to the parser."""
     serve = commands.add_parser("serve", help="run the Slack app")
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104
+        help="HTTP mode: the address to listen on (default: every interface)",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -28,6 +33,11 @@ def register(commands: Any) -> None:
         action="store_true",
         help="let a bypass start and stop while the watcher alerts (simulated time)",
     )
+    demo.add_argument(
+        "--rotation",
+        action="store_true",
+        help="two people rotate a token in a Slack thread, the bot restarting",
+    )
     demo.set_defaults(handler=_demo)
 
     watch = commands.add_parser(
@@ -38,11 +48,15 @@ def register(commands: Any) -> None:
     )
     watch.set_defaults(handler=_watch)
 
+    from bot.cli import rotations
+
+    rotations.register(commands)
+
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.server import serve
 
-    await serve(settings)
+    await serve(settings, host=args.host)
     return 0
 
 

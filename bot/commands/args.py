@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.catalog import Catalog, ModelSpec
-from bot.errors import InputError
+from bot.errors import InputError, echo
 from bot.windows import Window, looks_like_window, resolve_window
 
 MAX_ARGUMENT_LENGTH = 200
@@ -52,7 +52,7 @@ def parse_model_window(
             model = word
             spec = None if word.lower() == "all" else catalog.resolve(word)
         else:
-            raise InputError(f"unexpected argument {word[:40]!r}")
+            raise InputError(f"unexpected argument {echo(word)}")
 
     return ModelWindow(
         spec=spec,

@@ -12,7 +12,7 @@ from bot.analysis.ipcheck import (
 )
 from bot.commands.args import split_words
 from bot.config import Settings
-from bot.errors import BotError, InputError
+from bot.errors import BotError, InputError, echo
 from bot.services import Services
 from bot.sources.records import SourceFailure
 from bot.sources.ssh import QueryKind, read_journal_from_settings
@@ -42,7 +42,7 @@ def parse_ipcheck(
         elif ip is None:
             ip = parse_ip_argument(word)
         else:
-            raise InputError(f"unexpected argument {word[:40]!r}")
+            raise InputError(f"unexpected argument {echo(word)}")
     return IpcheckRequest(ip, resolve_window(window or DEFAULT_IPCHECK_WINDOW, now))
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from bot.analysis.logs_coverage import LogsReport, compare_logs_with_gateway
 from bot.commands.args import split_words
 from bot.config import Settings
-from bot.errors import BotError, InputError, SourceError
+from bot.errors import BotError, InputError, SourceError, echo
 from bot.services import Services
 from bot.sources.gateway import GatewayEvents
 from bot.sources.records import Counts, SourceFailure, totals_by_model
@@ -29,7 +29,7 @@ def parse_logs(
 ) -> LogsRequest:
     """`logs [WINDOW]`: the words after `logs`."""
     if len(words) > 1:
-        raise InputError(f"unexpected argument {words[1][:40]!r}")
+        raise InputError(f"unexpected argument {echo(words[1])}")
     return LogsRequest(resolve_window(words[0] if words else DEFAULT_LOGS_WINDOW, now))
 
 

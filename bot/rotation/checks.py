@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, get_args
 
 import httpx
 
-from bot.config import Settings
+from bot.config import RunbookCheck, Settings
 from bot.errors import InputError, SourceError
 from bot.rotation.service import Clock, RotationView
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 GITHUB_TIMEOUT_SECONDS = 10.0
 GITHUB_ATTEMPTS = 2
-KNOWN_CHECKS = ("github_secret", "remote_env_file", "ip_logs_prefix")
+KNOWN_CHECKS: tuple[str, ...] = get_args(RunbookCheck)
 _PREFIX = re.compile(r"[A-Za-z0-9_-]{4}")
 _SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")

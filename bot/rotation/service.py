@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.access import is_admin
+from bot.access import Admins
 from bot.config import Settings
 from bot.errors import BotError, InputError, NotAllowed
 from bot.rotation.runbook import runbook_for
@@ -157,10 +157,17 @@ class _Request:
 class RotationService:
     """Token-rotation checklists kept in the store."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock = _utc_now):
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock = _utc_now,
+        admins: Admins | None = None,
+    ):
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._admins = admins or Admins(settings)
 
     async def start(
         self, token_name: str, channel: str, user: str, request_id: str | None
@@ -354,6 +361,15 @@ class RotationService:
 
         return await self._store.run(work)
 
+    async def recent(self, limit: int) -> list[RotationView]:
+        """The latest `limit` rotations, open or closed, newest first."""
+
+        def work(session: Session) -> list[RotationView]:
+            query = select(Rotation).order_by(Rotation.id.desc()).limit(limit)
+            return [_view(rotation) for rotation in session.scalars(query)]
+
+        return await self._store.run(work)
+
     async def get(self, rotation_id: int) -> RotationView:
         """Rotation `rotation_id`, open or closed."""
 
@@ -367,7 +383,7 @@ class RotationService:
         self, user: str, request_id: str | None, action: str, target: str
     ) -> _Request:
         request = _Request(user, request_id, action, self._clock())
-        if is_admin(user, self._settings):
+        if await self._admins.allows(user):
             return request
 
         await self._store.audit(
@@ -379,8 +395,8 @@ class RotationService:
             request_id=request_id,
         )
         raise NotAllowed(
-            f"user {user} is not in BOT_ADMINS; only bot admins may change "
-            "token rotations"
+            f"user {user} is not in BOT_ADMINS or ADMIN_USERGROUP; only bot admins "
+            "may change token rotations"
         )
 
     async def _change_step(

@@ -11,8 +11,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.access import is_admin
-from bot.commands.answer import Answer
+from bot.access import Admins
+from bot.commands.answer import Answer, Prepared
 from bot.config import Settings
 from bot.errors import BotError, ConfigError, InputError
 from bot.services import Services
@@ -41,8 +41,9 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         request_verification_enabled=True,
     )
+    admins = Admins(settings, client)
     for command in COMMANDS:
-        _register(app, command, services)
+        _register(app, command, services, admins)
     for extend in extensions():
         extend(app, services)
     return app
@@ -55,14 +56,16 @@ def extensions() -> list[Callable[[AsyncApp, Services], None]]:
     return [rotation.register]
 
 
-def _register(app: AsyncApp, command: SlashCommand, services: Services) -> None:
+def _register(
+    app: AsyncApp, command: SlashCommand, services: Services, admins: Admins
+) -> None:
     async def handle(
         ack: AsyncAck,
         body: dict[str, Any],
         respond: AsyncRespond,
         client: AsyncWebClient,
     ) -> None:
-        await run_slash_command(command, services, ack, body, respond, client)
+        await run_slash_command(command, services, ack, body, respond, client, admins)
 
     app.command(f"/{command.name}")(handle)
 
@@ -74,26 +77,34 @@ async def run_slash_command(
     body: dict[str, Any],
     respond: AsyncRespond,
     client: AsyncWebClient,
+    admins: Admins | None = None,
 ) -> None:
     """Validate, ack within Slack's 3 seconds, then work and post the answer."""
     started = time.monotonic()
     text, user = body.get("text", "").strip(), body.get("user_id", "")
     outcome = "ok"
     try:
+        # Preparing only reads the text, so it may come before the admin check;
+        # what it finds decides whether the text is safe to keep in the audit log.
+        prepared: Prepared | InputError
+        try:
+            prepared = command.prepare(text, services)
+        except InputError as exc:
+            prepared = exc
         if command.admins_only:
-            allowed = is_admin(user, services.settings)
-            await audit_use(services, command.name, body, allowed)
+            admins = admins or Admins(services.settings, client)
+            allowed = await admins.allows(user)
+            valid = not isinstance(prepared, InputError)
+            await audit_use(services, command.name, body, allowed, valid)
             if not allowed:
                 outcome = "refused"
                 await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
                 return
-        try:
-            prepared = command.prepare(text, services)
-        except InputError as exc:
+        if isinstance(prepared, InputError):
             outcome = "bad-input"
             await ack(
                 response_type="ephemeral",
-                text=messages.bad_input(command.name, exc),
+                text=messages.bad_input(command.name, prepared),
             )
             return
 
@@ -126,15 +137,22 @@ async def run_slash_command(
 
 
 async def audit_use(
-    services: Services, name: str, body: dict[str, Any], allowed: bool
+    services: Services,
+    name: str,
+    body: dict[str, Any],
+    allowed: bool,
+    valid: bool = True,
 ) -> None:
-    """Security commands leave a line in the audit log, allowed or not."""
+    """Security commands leave a line in the audit log, allowed or not.
+
+    Text that is not a valid request is not kept: it may be a pasted token.
+    """
     store = await services.store()
     await store.audit(
         at=datetime.now(UTC),
         actor=body.get("user_id", ""),
         action=f"/{name}",
-        target=body.get("text", "")[:200],
+        target=body.get("text", "").strip()[:200] if valid else "(invalid input)",
         outcome="allowed" if allowed else "denied",
         request_id=body.get("trigger_id"),
         trigger="slack",

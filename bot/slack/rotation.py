@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.access import is_admin
+from bot.access import Admins
 from bot.config import Settings
 from bot.errors import BotError, InputError, NotAllowed, SourceError
 from bot.render import rotation_blocks as render
@@ -46,6 +46,8 @@ COMMAND = "/rotate-checklist"
 DEFAULT_ROTATION = "PLN_ENTER_TOKEN"
 PREFIX_CHECK = "ip_logs_prefix"
 USAGE = messages.USAGE_HINTS["rotate-checklist"]
+# Rewrites of the checklist per click when other processes keep changing it.
+MAX_REFRESHES = 3
 
 _ROTATION_ID = re.compile(r"[1-9][0-9]{0,9}")
 _STEP_NUMBER = re.compile(r"[1-9][0-9]{0,2}")
@@ -175,7 +177,7 @@ def click_request_id(body: dict[str, Any], action: dict[str, Any]) -> str | None
 
 def register(app: AsyncApp, services: Services) -> None:
     """Add the rotation's command and button listeners to the app."""
-    flow = RotationFlow(services)
+    flow = RotationFlow(services, Admins(services.settings, app.client))
 
     async def on_command(
         ack: AsyncAck,
@@ -227,9 +229,10 @@ def register(app: AsyncApp, services: Services) -> None:
 class RotationFlow:
     """What each command, click and dialog does; the state lives in the store."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, admins: Admins) -> None:
         self._services = services
         self._settings = services.settings
+        self._admins = admins
         # One message update at a time per rotation, so an older view never lands
         # after a newer one from this process.
         self._locks: dict[int, asyncio.Lock] = {}
@@ -252,7 +255,7 @@ class RotationFlow:
             parsed = exc
 
         outcome = "ok"
-        if not isinstance(parsed, Status) and not is_admin(user, self._settings):
+        if not isinstance(parsed, Status) and not await self._admins.allows(user):
             outcome = "refused"
             await ack(response_type="ephemeral", text=messages.NOT_ALLOWED)
             await self._deny(user, COMMAND, _subcommand(parsed), request_id, channel)
@@ -353,8 +356,10 @@ class RotationFlow:
         view = body.get("view", {})
         user = body.get("user", {}).get("id", "")
         request_id = f"view:{view.get('id')}"
-        if not is_admin(user, self._settings):
-            await ack()
+        if not await self._admins.allows(user):
+            # The refusal shows in the dialog itself: it has no channel to post to.
+            refusal = {render.NEW_PREFIX_BLOCK: messages.NOT_ALLOWED}
+            await ack(response_action="errors", errors=refusal)
             await self._deny(user, "step.check", "prefix-dialog", request_id, "")
             _log_use("dialog", "verify", user, "refused", started)
             return
@@ -564,13 +569,37 @@ class RotationFlow:
     async def _refresh(self, client: AsyncWebClient, rotation: int) -> RotationView:
         lock = self._locks.setdefault(rotation, asyncio.Lock())
         async with lock:
-            view = await (await self._service()).get(rotation)
-            if view.message_ts is not None:
-                text, blocks = render.checklist_message(view, self._settings.timezone)
-                await client.chat_update(
-                    channel=view.channel, ts=view.message_ts, text=text, blocks=blocks
-                )
+            service = await self._service()
+            view = await service.get(rotation)
+            # Another process on the same database may change the rotation while
+            # this update travels; read again after it, so the last update shown
+            # is never older than the last change.
+            for _ in range(MAX_REFRESHES):
+                if view.message_ts is None or not await self._show(client, view):
+                    break
+                latest = await service.get(rotation)
+                if latest.version == view.version:
+                    break
+                view = latest
         return view
+
+    async def _show(self, client: AsyncWebClient, view: RotationView) -> bool:
+        """Rewrite the checklist message; False if Slack refused."""
+        assert view.message_ts is not None
+        text, blocks = render.checklist_message(view, self._settings.timezone)
+        try:
+            await client.chat_update(
+                channel=view.channel, ts=view.message_ts, text=text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            # The change is stored and goes in the thread; the message catches up
+            # on the next click.
+            log.warning(
+                "checklist update failed",
+                extra={"rotation": view.id, "error": exc.response.get("error")},
+            )
+            return False
+        return True
 
     async def _guarded(
         self,
@@ -586,13 +615,14 @@ class RotationFlow:
         action = _action(body)
         outcome = "ok"
         try:
-            if not is_admin(user, self._settings):
+            if not await self._admins.allows(user):
                 outcome = "refused"
                 target = _click_target(action)
                 request_id = click_request_id(body, action)
                 await self._deny(user, audit_action, target, request_id, channel)
                 await self._ephemeral(client, channel, user, messages.NOT_ALLOWED)
             else:
+                await self._adopt_message(body, action)
                 await work(user, channel)
         except BotError as exc:
             outcome = "error"
@@ -602,6 +632,32 @@ class RotationFlow:
             log.exception("rotation click failed")
             await self._ephemeral(client, channel, user, messages.INTERNAL_ERROR)
         _log_use("click", audit_action, user, outcome, started)
+
+    async def _adopt_message(
+        self, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        """Remember the clicked message if the rotation lost track of its own.
+
+        A bot stopped between posting a checklist and storing its ts would
+        otherwise leave a rotation whose message no click can ever update.
+        """
+        container = body.get("container") or {}
+        ts = container.get("message_ts")
+        head = str(action.get("value", "")).partition(":")[0]
+        if not ts or _ROTATION_ID.fullmatch(head) is None:
+            return
+        service = await self._service()
+        try:
+            view = await service.get(int(head))
+        except InputError:
+            return
+        if view.message_ts is None:
+            channel = container.get("channel_id") or view.channel
+            await service.attach_message(view.id, str(channel), str(ts))
+            log.info(
+                "rotation message adopted from a click",
+                extra={"rotation": view.id, "ts": ts},
+            )
 
     async def _open_view(self, rotation: int, step: int) -> RotationView:
         view = await self._service_view(rotation)
@@ -618,7 +674,8 @@ class RotationFlow:
         return await (await self._service()).get(rotation)
 
     async def _service(self) -> RotationService:
-        return RotationService(await self._services.store(), self._settings)
+        store = await self._services.store()
+        return RotationService(store, self._settings, admins=self._admins)
 
     async def _deny(
         self,

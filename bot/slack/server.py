@@ -31,7 +31,10 @@ async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner
 
 
 async def serve(
-    settings: Settings, app: AsyncApp | None = None, services: Services | None = None
+    settings: Settings,
+    app: AsyncApp | None = None,
+    services: Services | None = None,
+    host: str = "0.0.0.0",  # noqa: S104
 ) -> None:
     """Run until cancelled: Socket Mode when SLACK_APP_TOKEN is set, else HTTP.
 
@@ -52,7 +55,7 @@ async def serve(
             await handler.start_async()  # type: ignore[no-untyped-call]
             return
 
-        runner, _ = await start_http(app, "0.0.0.0", settings.port)  # noqa: S104
+        runner, _ = await start_http(app, host, settings.port)
         try:
             await asyncio.Event().wait()
         finally:

@@ -91,9 +91,13 @@ class SlackApiStandIn(StandIn):
         *,
         token: str | None = None,
         users: Mapping[str, Mapping[str, Any]] | None = None,
+        usergroups: Mapping[str, list[str]] | None = None,
     ) -> None:
         self._token = token
         self._users = {key: dict(value) for key, value in (users or {}).items()}
+        self.usergroups = {
+            key: list(value) for key, value in (usergroups or {}).items()
+        }
         self._changed = threading.Condition()
         self._state = _State()
         self._http = LoopbackServer("Slack API stand-in", _Handler, self, _Server)
@@ -106,6 +110,8 @@ class SlackApiStandIn(StandIn):
             "conversations.info": self._conversation,
             "conversations.join": self._conversation,
             "users.info": self._user,
+            "usergroups.users.list": self._usergroup_members,
+            "views.open": self._open_view,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -145,6 +151,16 @@ class SlackApiStandIn(StandIn):
         """Announced files by file ID, with their bytes once uploaded."""
         with self._changed:
             return dict(self._state.uploads)
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """The messages posted in `channel`, oldest first, as they now stand."""
+        with self._changed:
+            found = [
+                dict(message)
+                for (where, _), message in self._state.messages.items()
+                if where == channel
+            ]
+        return sorted(found, key=lambda message: message["ts"])
 
     def calls_to(self, method: str) -> list[SlackCall]:
         """Calls to one method (`chat.postMessage`, `upload`, `response_url`...)."""
@@ -319,6 +335,25 @@ class SlackApiStandIn(StandIn):
             "is_admin": False,
         }
         return {"ok": True, "user": {**default, **self._users.get(user_id, {})}}
+
+    def _open_view(self, params: dict[str, Any]) -> Answer:
+        _required(params, "trigger_id", "invalid_trigger_id")
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackFailure("invalid_arguments")
+        # Numbered apart from messages, so opening a dialog moves no message ts.
+        view_id = f"V{len(self.calls_to('views.open')):010d}"
+        return {"ok": True, "view": {**view, "id": view_id}}
+
+    def _usergroup_members(self, params: dict[str, Any]) -> Answer:
+        group = _required(params, "usergroup", "invalid_arguments")
+        with self._changed:
+            members = self.usergroups.get(group)
+        if members is None:
+            raise SlackFailure("no_such_subteam")
+        return {"ok": True, "users": list(members)}
 
     def _upload_url(self, params: dict[str, Any]) -> Answer:
         filename = _required(params, "filename", "invalid_arguments")

@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, echo
 from bot.store.models import AlertState, AuditEntry, Base, Lease
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(
-            f"DATABASE_URL must be a database URL but got {url!r}"
+            f"DATABASE_URL must be a database URL but got {echo(url)}"
         ) from exc
 
     if parsed.drivername in {"postgres", "postgresql"}:
