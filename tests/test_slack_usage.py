@@ -79,18 +79,43 @@ async def test_usage_acks_then_posts_figures_and_chart(
     assert stored.content is not None and stored.content.startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "opus 99x",
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w; got '99x'",
+        ),
+        (
+            "all 456d",
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w, at most 455d"
+            " (CloudWatch's retention); got '456d'",
+        ),
+        (
+            "gpt-9",
+            "model must be one of: all, nova-fast, nova-lite, claude-large, claude,"
+            " claude-fast, chickytutor, opus-4.1; got 'gpt-9'",
+        ),
+    ],
+    ids=["bad-window", "beyond-retention", "unknown-model"],
+)
 async def test_bad_input_gets_an_ephemeral_hint_and_costs_nothing(
-    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+    bot: RunningBot,
+    slack: SlackApiStandIn,
+    cloudwatch: CloudWatchStandin,
+    text: str,
+    error: str,
 ) -> None:
-    response = await bot.command("usage", "opus 99x")
+    response = await bot.command("usage", text)
 
     assert response.json() == {
         "response_type": "ephemeral",
-        "text": "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w; got '99x'\n"
+        "text": f"{error}\n"
         "Usage: `/usage [MODEL|all] [WINDOW]   e.g. /usage opus 1h, /usage all 48h`",
     }
     assert cloudwatch.requests == 0
-    assert slack.calls_to("chat.postMessage") == []
+    # Bolt checks the bot token once (auth.test); nothing is posted or uploaded.
+    assert {call.method for call in slack.calls} <= {"auth.test"}
 
 
 @pytest.mark.parametrize(

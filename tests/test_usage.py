@@ -108,8 +108,12 @@ def test_one_model_asks_only_for_it(
         (["opus", "0h"], "window must be a number and a unit"),
         (["gpt-9"], "model must be one of: all, nova-fast"),
         (["opus", "1h", "extra"], "unexpected argument 'extra'"),
+        (
+            ["all", "456d"],
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w, at most 455d",
+        ),
     ],
-    ids=["bad-window", "unknown-model", "extra-word"],
+    ids=["bad-window", "unknown-model", "extra-word", "beyond-retention"],
 )
 def test_bad_input_exits_2_without_calling_cloudwatch(
     cloudwatch: CloudWatchStandin,
