@@ -165,3 +165,32 @@ async def test_source_failure_is_a_partial_answer_without_traceback(
     assert "Partial answer." in text
     assert "*cloudwatch*: Could not connect to the endpoint URL" in text
     assert "Traceback" not in text
+
+
+async def test_many_models_fit_block_kit_limits(
+    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+) -> None:
+    """130 models the catalog does not know: monospace sections, all within limits."""
+    thieves = [f"vendor.model-{i:03d}-v1:0" for i in range(130)]
+    stamp = NOW - timedelta(hours=3)
+    cloudwatch.put_counts(
+        [(t, stamp, Counts(1_000 + i)) for i, t in enumerate(thieves)]
+    )
+
+    await bot.command("usage", "all 48h")
+    (post,) = await slack.wait_for_async("chat.postMessage")
+
+    blocks = post.params["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    notes = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert len(blocks) <= 50
+    assert not [b for b in blocks if b["type"] == "table"]  # 132 rows: over 100
+    assert all(len(text) <= 3000 for text in texts + notes)
+    code = "".join(texts)
+    assert all(f"unknown: {thief}" in code for thief in thieves)
+    total = 200 + sum(1_000 + i for i in range(130))
+    last_row = code.removesuffix("```").splitlines()[-1].split()
+    assert last_row == ["total", f"{total:,}", "800.0k", "15.0k", "4", "$4.38"]
+    assert notes[0].startswith("Not in the catalog (billed, price unknown): vendor.")
+    assert notes[0].endswith(" and 110 more")
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData", "GetMetricData"]

@@ -190,3 +190,33 @@ def test_cloudwatch_throttling_beyond_retries_is_a_partial_answer(
     assert doc["errors"] == [
         {"source": "cloudwatch", "message": "Throttling: Rate exceeded"}
     ]
+
+
+def test_more_than_500_series_take_one_request_per_500(
+    cloudwatch: CloudWatchStandin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """130 unknown models and the catalog: 548 series, two GetMetricData requests."""
+    thieves = [f"vendor.model-{i:03d}-v1:0" for i in range(130)]
+    stamp = NOW - timedelta(hours=5)
+    cloudwatch.put_counts(
+        [(OPUS, stamp, Counts(1_000, 2_000_000, 100_000, 10))]
+        + [
+            (t, stamp, Counts(i + 1, 100 * (i + 1), 10, i % 2))
+            for i, t in enumerate(thieves)
+        ]
+    )
+
+    status, doc = run_json(capsys, "all", "48h")
+
+    assert status == 0
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData", "GetMetricData"]
+    models = by_id(doc)
+    assert len(models) == 7 + 130
+    assert models[OPUS]["invocations"] == 1_000
+    assert models[OPUS]["cost_usd"] == 12.5
+    for i, thief in enumerate(thieves):
+        assert models[thief]["known"] is False
+        assert models[thief]["invocations"] == i + 1
+        assert models[thief]["input_tokens"] == 100 * (i + 1)
+        assert models[thief]["throttles"] == i % 2
+    assert doc["total"]["invocations"] == 1_000 + sum(range(1, 131))
