@@ -39,3 +39,11 @@ def for_user(command: str, error: BotError) -> str:
 
 def partial(sources: list[str]) -> str:
     return "Partial answer: no data from " + ", ".join(sources) + "."
+
+
+def chart_not_posted(reason: str) -> str:
+    """The answer went out but its chart did not (the bot is not in the channel)."""
+    return (
+        f"The chart could not be posted ({reason}); invite the bot to the channel"
+        " to get charts, or use `usage-bot … --plot` in a terminal."
+    )

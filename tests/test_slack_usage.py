@@ -194,3 +194,36 @@ async def test_many_models_fit_block_kit_limits(
     assert notes[0].startswith("Not in the catalog (billed, price unknown): vendor.")
     assert notes[0].endswith(" and 110 more")
     assert cloudwatch.actions == ["ListMetrics", "GetMetricData", "GetMetricData"]
+
+
+async def test_a_chart_slack_refuses_to_take_is_named_to_the_asker(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    """The figures are in the channel; the asker learns why the chart is not."""
+    slack.fail_next("files.completeUploadExternal", "not_in_channel")
+
+    await bot.command("usage", "opus 6h", response_id="asker")
+    (said,) = await slack.wait_for_async("response_url")
+
+    (post,) = slack.calls_to("chat.postMessage")
+    assert "claude-large" in str(post.params["blocks"])
+    assert said.params == {
+        "response_type": "ephemeral",
+        "text": "The chart could not be posted (not_in_channel); invite the bot to"
+        " the channel to get charts, or use `usage-bot … --plot` in a terminal.",
+    }
+
+
+async def test_a_channel_the_bot_cannot_post_in_gets_the_answer_by_response_url(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    slack.fail_next("chat.postMessage", "not_in_channel")
+
+    await bot.command("usage", "opus 6h", response_id="asker")
+    answer, note = await slack.wait_for_async("response_url", 2)
+
+    assert answer.params["response_type"] == "in_channel"
+    assert table_rows(answer.params["blocks"])[1][:2] == ["claude-large", "200"]
+    assert note.params["response_type"] == "ephemeral"
+    assert note.params["text"].startswith("The chart could not be posted (not_in_ch")
+    assert slack.calls_to("files.getUploadURLExternal") == []
