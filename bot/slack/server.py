@@ -83,8 +83,12 @@ async def serve(
                 app, settings.slack_app_token.get_secret_value()
             )
             async with shared_session(app):
-                # Bolt's Socket Mode handler carries no type hints.
-                await handler.start_async()  # type: ignore[no-untyped-call]
+                try:
+                    # Bolt's Socket Mode handler carries no type hints.
+                    await handler.start_async()  # type: ignore[no-untyped-call]
+                finally:
+                    # Cancelled or not, the WebSocket and its tasks must close.
+                    await handler.close_async()  # type: ignore[no-untyped-call]
             return
 
         runner, _ = await start_http(app, "0.0.0.0", settings.port)  # noqa: S104
