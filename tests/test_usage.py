@@ -1,6 +1,9 @@
 """`usage-bot usage` against moto's CloudWatch, through boto3 over HTTP."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -146,6 +149,26 @@ def test_unreachable_cloudwatch_is_a_named_partial_answer(
     assert "Could not connect to the endpoint URL" in doc["errors"][0]["message"]
 
 
+def test_a_cloudwatch_that_does_not_answer_in_time_is_named(
+    billed: CloudWatchStandin,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read timeout is ours, not boto3's 60 s: exit 1 with the source named."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_TIMEOUT_SECONDS", "0.2")
+    billed.delay_seconds = 1.0
+
+    status, doc = run_json(capsys, "opus", "6h")
+
+    assert status == 1
+    assert doc["models"] == []
+    (error,) = doc["errors"]
+    assert error["source"] == "cloudwatch"
+    assert error["message"].startswith("no answer: Read timeout on endpoint URL")
+    assert billed.actions == ["GetMetricData"]
+
+
 def test_terminal_table(
     billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -220,3 +243,39 @@ def test_more_than_500_series_take_one_request_per_500(
         assert models[thief]["input_tokens"] == 100 * (i + 1)
         assert models[thief]["throttles"] == i % 2
     assert doc["total"]["invocations"] == 1_000 + sum(range(1, 131))
+
+
+def test_the_console_script_finds_cloudwatch_by_aws_endpoint_url(
+    cloudwatch: CloudWatchStandin,
+) -> None:
+    """As a newcomer runs it: `usage-bot usage all 48h --json`, in its own process."""
+    now = datetime.now(UTC)
+    cloudwatch.put_counts(
+        [
+            (OPUS, now - timedelta(hours=2), Counts(123, 456_789, 12_345, 6)),
+            (THIEF, now - timedelta(hours=40), Counts(3, 3_000, 300, 0)),
+        ]
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ENDPOINT_URL": cloudwatch.url,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "DATABASE_URL": "sqlite://",
+    }
+    script = Path(sys.executable).with_name("usage-bot")
+
+    done = subprocess.run(
+        [str(script), "-v", "usage", "all", "48h", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    models = by_id(json.loads(done.stdout))  # stdout holds the document and no log
+    assert (models[OPUS]["invocations"], models[OPUS]["input_tokens"]) == (123, 456_789)
+    assert (models[OPUS]["output_tokens"], models[OPUS]["throttles"]) == (12_345, 6)
+    assert models[OPUS]["cost_usd"] == 2.59257
+    assert models[THIEF]["known"] is False
+    assert models[THIEF]["invocations"] == 3
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData"]
+    assert "backend call" in done.stderr
