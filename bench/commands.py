@@ -177,13 +177,18 @@ async def main() -> None:
             f"machine: loopback, {DELAY * 1000:.0f} ms added to every backend request\n"
         )
 
-        # Best of three: the first call also creates boto3's client and connection.
+        # Best of three each: the first call also creates boto3's client and
+        # connection, and the machine is shared.
         ours, by_hand = {}, {}
         for delay in (0.0, DELAY):
             stack.cloudwatch.delay_seconds = delay
             ours[delay] = min([await usage_ours(stack, services) for _ in range(3)],
                               key=lambda figures: figures[1])  # fmt: skip
-            by_hand[delay] = await asyncio.to_thread(usage_by_hand, stack, services)
+            by_hand[delay] = min(
+                [await asyncio.to_thread(usage_by_hand, stack, services)
+                 for _ in range(3)],
+                key=lambda figures: figures[1],
+            )  # fmt: skip
         print(
             row(
                 "/usage all 48h",
