@@ -47,3 +47,10 @@ def chart_not_posted(reason: str) -> str:
         f"The chart could not be posted ({reason}); invite the bot to the channel"
         " to get charts, or use `usage-bot … --plot` in a terminal."
     )
+
+
+def no_chart(command: str) -> str:
+    """`--plot` was given but this answer has no chart to write."""
+    if command == "usage":
+        return "no chart written: /usage draws one for a single model, or with --hourly"
+    return f"no chart written: this /{command} answer has none"

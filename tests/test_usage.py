@@ -67,6 +67,7 @@ def test_all_48h_matches_cloudwatch_in_two_requests(
         "input_tokens": 600_000,
         "output_tokens": 30_000,
         "throttles": 15,
+        "throttle_share": 0.0476,  # 15 of 315 attempts
         "cost_usd": 3.75,
     }
     assert models[NOVA]["invocations"] == 3_000
@@ -80,6 +81,7 @@ def test_all_48h_matches_cloudwatch_in_two_requests(
         "input_tokens": 7_000,
         "output_tokens": 700,
         "throttles": 0,
+        "throttle_share": 0.0,
         "cost_usd": None,
     }
     assert doc["total"]["invocations"] == 3_307
@@ -102,6 +104,33 @@ def test_one_model_asks_only_for_it(
     assert billed.actions == ["GetMetricData"]
     assert [m["model"] for m in doc["models"]] == ["claude-large"]
     assert doc["models"][0]["invocations"] == 300
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_plot_without_a_chart_says_so(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`all` has no chart unless --hourly: say so rather than write nothing quietly."""
+    chart = tmp_path / "all.png"
+
+    with time_machine.travel(NOW, tick=False):
+        status = main(["usage", "all", "6h", "--plot", str(chart)])
+
+    assert status == 0
+    assert not chart.exists()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "no chart written: /usage draws one for a single model, or with --hourly"
+    )
+
+
+def test_hourly_charts_every_model(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chart = tmp_path / "all.png"
+
+    status, _ = run_json(capsys, "all", "6h", "--hourly", "--plot", str(chart))
+
+    assert status == 0
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
