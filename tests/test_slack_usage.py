@@ -227,3 +227,17 @@ async def test_a_channel_the_bot_cannot_post_in_gets_the_answer_by_response_url(
     assert note.params["response_type"] == "ephemeral"
     assert note.params["text"].startswith("The chart could not be posted (not_in_ch")
     assert slack.calls_to("files.getUploadURLExternal") == []
+
+
+async def test_the_ack_does_not_wait_for_cloudwatch(
+    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+) -> None:
+    """Slack's 3 seconds hold however slow the backend: the work comes after."""
+    cloudwatch.delay_seconds = 1.0
+
+    response = await bot.command("usage", "opus 6h")
+
+    assert response.json()["text"] == "Working on `/usage opus 6h`…"
+    assert slack.calls_to("chat.postMessage") == []  # CloudWatch has not answered
+    (post,) = await slack.wait_for_async("chat.postMessage")
+    assert table_rows(post.params["blocks"])[1][1] == "200"
