@@ -4,4 +4,6 @@ import sys
 
 from bot.cli.main import main
 
-sys.exit(main())
+# Guarded: worker processes that import this module must not run the CLI.
+if __name__ == "__main__":
+    sys.exit(main())

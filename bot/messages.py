@@ -48,3 +48,18 @@ def audit_failed(command: str, error: Exception) -> str:
         f"{command} not run: its use could not be written to the audit log "
         f"(DATABASE_URL): {detail}"
     )
+
+
+def chart_not_posted(reason: str) -> str:
+    """The answer went out but its chart did not (the bot is not in the channel)."""
+    return (
+        f"The chart could not be posted ({reason}); invite the bot to the channel"
+        " to get charts, or use `usage-bot … --plot` in a terminal."
+    )
+
+
+def no_chart(command: str) -> str:
+    """`--plot` was given but this answer has no chart to write."""
+    if command == "usage":
+        return "no chart written: /usage draws one for a single model, or with --hourly"
+    return f"no chart written: this /{command} answer has none"

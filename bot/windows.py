@@ -72,7 +72,8 @@ def resolve_window(
     span = parse_duration(label)
     if span > RETENTION:
         raise InputError(
-            f"window must be at most 455d (CloudWatch's retention); got {label!r}"
+            f"window must be {ACCEPTED_FORMS}, at most {RETENTION.days}d"
+            f" (CloudWatch's retention); got {label!r}"
         )
 
     end = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)

@@ -50,3 +50,19 @@ def test_a_long_table_falls_back_to_monospace_within_limits(rows: int) -> None:
     else:
         assert not cut
         assert f"model-{rows - 1:04d}-with-a-rather-long-name" in joined
+
+
+def test_long_notes_and_errors_are_cut_to_the_section_limit() -> None:
+    """A note or a failure message never makes Slack refuse the whole answer."""
+    table = table_of(3)
+    table.notes = ["Not in the catalog: " + ", ".join(["vendor.model-v1:0"] * 400)]
+    errors = [SourceFailure("cloudwatch", "x" * 4_000)]
+
+    _, blocks = report_message(table, errors)
+
+    (note,) = [
+        e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]
+    ]
+    (error,) = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert len(note) == MAX_SECTION_CHARS and note.endswith("…")
+    assert len(error) == MAX_SECTION_CHARS and error.startswith("Partial answer.")

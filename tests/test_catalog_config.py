@@ -45,6 +45,48 @@ def test_default_prices_and_baselines() -> None:
     assert opus.baseline is not None and opus.baseline.input_tokens == 0.18
 
 
+@pytest.mark.parametrize(
+    ("name", "aliases", "model_id", "tier", "prices", "baseline"),
+    [
+        ("nova-fast", ["nova", "nova-micro"], "amazon.nova-micro-v1:0",
+         Tier.FREE, (0.035, 0.14), (1.0, 1.0)),
+        ("nova-lite", [], "amazon.nova-lite-v1:0", Tier.FREE, (0.06, 0.24), None),
+        ("claude-large", ["opus", "claude-opus", "claude-opus-4.5"],
+         "global.anthropic.claude-opus-4-5-20251101-v1:0",
+         Tier.PAID, (5.0, 25.0), (0.35, 0.18)),
+        ("claude", ["sonnet", "claude-sonnet"],
+         "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+         Tier.PAID, (3.30, 16.50), (0.64, 0.48)),
+        ("claude-fast", ["haiku", "claude-haiku"],
+         "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+         Tier.PAID, (1.10, 5.50), (0.70, 0.96)),
+        ("chickytutor", ["haiku-3.5"], "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+         Tier.SPECIAL, (0.80, 4.0), None),
+        ("opus-4.1", [], "us.anthropic.claude-opus-4-1-20250805-v1:0",
+         Tier.LEGACY, (15.0, 75.0), None),
+    ],
+    ids=["nova-fast", "nova-lite", "claude-large", "claude", "claude-fast",
+         "chickytutor", "opus-4.1"],
+)  # fmt: skip
+def test_the_built_in_catalog_is_the_issues_table(
+    name: str,
+    aliases: list[str],
+    model_id: str,
+    tier: Tier,
+    prices: tuple[float, float],
+    baseline: tuple[float, float] | None,
+) -> None:
+    """Every default row: names, Bedrock model ID, tier, $/1M tokens, baseline."""
+    spec = Catalog().resolve(model_id)
+
+    assert (spec.name, spec.aliases, spec.provider) == (name, aliases, "bedrock")
+    assert (spec.provider_model_ids, spec.tier) == ([model_id], tier)
+    assert (spec.input_usd_per_mtok, spec.output_usd_per_mtok) == prices
+    got = spec.baseline and (spec.baseline.invocations, spec.baseline.input_tokens)
+    assert got == baseline
+    assert len(Catalog().models) == 7
+
+
 def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment names are part of the interface; secrets stay masked."""
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret")

@@ -79,18 +79,43 @@ async def test_usage_acks_then_posts_figures_and_chart(
     assert stored.content is not None and stored.content.startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "opus 99x",
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w; got '99x'",
+        ),
+        (
+            "all 456d",
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w, at most 455d"
+            " (CloudWatch's retention); got '456d'",
+        ),
+        (
+            "gpt-9",
+            "model must be one of: all, nova-fast, nova-lite, claude-large, claude,"
+            " claude-fast, chickytutor, opus-4.1; got 'gpt-9'",
+        ),
+    ],
+    ids=["bad-window", "beyond-retention", "unknown-model"],
+)
 async def test_bad_input_gets_an_ephemeral_hint_and_costs_nothing(
-    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+    bot: RunningBot,
+    slack: SlackApiStandIn,
+    cloudwatch: CloudWatchStandin,
+    text: str,
+    error: str,
 ) -> None:
-    response = await bot.command("usage", "opus 99x")
+    response = await bot.command("usage", text)
 
     assert response.json() == {
         "response_type": "ephemeral",
-        "text": "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w; got '99x'\n"
+        "text": f"{error}\n"
         "Usage: `/usage [MODEL|all] [WINDOW]   e.g. /usage opus 1h, /usage all 48h`",
     }
     assert cloudwatch.requests == 0
-    assert slack.calls_to("chat.postMessage") == []
+    # Bolt checks the bot token once (auth.test); nothing is posted or uploaded.
+    assert {call.method for call in slack.calls} <= {"auth.test"}
 
 
 @pytest.mark.parametrize(
@@ -140,3 +165,79 @@ async def test_source_failure_is_a_partial_answer_without_traceback(
     assert "Partial answer." in text
     assert "*cloudwatch*: Could not connect to the endpoint URL" in text
     assert "Traceback" not in text
+
+
+async def test_many_models_fit_block_kit_limits(
+    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+) -> None:
+    """130 models the catalog does not know: monospace sections, all within limits."""
+    thieves = [f"vendor.model-{i:03d}-v1:0" for i in range(130)]
+    stamp = NOW - timedelta(hours=3)
+    cloudwatch.put_counts(
+        [(t, stamp, Counts(1_000 + i)) for i, t in enumerate(thieves)]
+    )
+
+    await bot.command("usage", "all 48h")
+    (post,) = await slack.wait_for_async("chat.postMessage")
+
+    blocks = post.params["blocks"]
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    notes = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert len(blocks) <= 50
+    assert not [b for b in blocks if b["type"] == "table"]  # 132 rows: over 100
+    assert all(len(text) <= 3000 for text in texts + notes)
+    code = "".join(texts)
+    assert all(f"unknown: {thief}" in code for thief in thieves)
+    total = 200 + sum(1_000 + i for i in range(130))
+    last_row = code.removesuffix("```").splitlines()[-1].split()
+    assert last_row == ["total", f"{total:,}", "800.0k", "15.0k", "4", "$4.38"]
+    assert notes[0].startswith("Not in the catalog (billed, price unknown): vendor.")
+    assert notes[0].endswith(" and 110 more")
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData", "GetMetricData"]
+
+
+async def test_a_chart_slack_refuses_to_take_is_named_to_the_asker(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    """The figures are in the channel; the asker learns why the chart is not."""
+    slack.fail_next("files.completeUploadExternal", "not_in_channel")
+
+    await bot.command("usage", "opus 6h", response_id="asker")
+    (said,) = await slack.wait_for_async("response_url")
+
+    (post,) = slack.calls_to("chat.postMessage")
+    assert "claude-large" in str(post.params["blocks"])
+    assert said.params == {
+        "response_type": "ephemeral",
+        "text": "The chart could not be posted (not_in_channel); invite the bot to"
+        " the channel to get charts, or use `usage-bot … --plot` in a terminal.",
+    }
+
+
+async def test_a_channel_the_bot_cannot_post_in_gets_the_answer_by_response_url(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    slack.fail_next("chat.postMessage", "not_in_channel")
+
+    await bot.command("usage", "opus 6h", response_id="asker")
+    answer, note = await slack.wait_for_async("response_url", 2)
+
+    assert answer.params["response_type"] == "in_channel"
+    assert table_rows(answer.params["blocks"])[1][:2] == ["claude-large", "200"]
+    assert note.params["response_type"] == "ephemeral"
+    assert note.params["text"].startswith("The chart could not be posted (not_in_ch")
+    assert slack.calls_to("files.getUploadURLExternal") == []
+
+
+async def test_the_ack_does_not_wait_for_cloudwatch(
+    bot: RunningBot, slack: SlackApiStandIn, cloudwatch: CloudWatchStandin
+) -> None:
+    """Slack's 3 seconds hold however slow the backend: the work comes after."""
+    cloudwatch.delay_seconds = 1.0
+
+    response = await bot.command("usage", "opus 6h")
+
+    assert response.json()["text"] == "Working on `/usage opus 6h`…"
+    assert slack.calls_to("chat.postMessage") == []  # CloudWatch has not answered
+    (post,) = await slack.wait_for_async("chat.postMessage")
+    assert table_rows(post.params["blocks"])[1][1] == "200"

@@ -1,6 +1,9 @@
 """`usage-bot usage` against moto's CloudWatch, through boto3 over HTTP."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +67,7 @@ def test_all_48h_matches_cloudwatch_in_two_requests(
         "input_tokens": 600_000,
         "output_tokens": 30_000,
         "throttles": 15,
+        "throttle_share": 0.0476,  # 15 of 315 attempts
         "cost_usd": 3.75,
     }
     assert models[NOVA]["invocations"] == 3_000
@@ -77,6 +81,7 @@ def test_all_48h_matches_cloudwatch_in_two_requests(
         "input_tokens": 7_000,
         "output_tokens": 700,
         "throttles": 0,
+        "throttle_share": 0.0,
         "cost_usd": None,
     }
     assert doc["total"]["invocations"] == 3_307
@@ -102,14 +107,45 @@ def test_one_model_asks_only_for_it(
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_plot_without_a_chart_says_so(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`all` has no chart unless --hourly: say so rather than write nothing quietly."""
+    chart = tmp_path / "all.png"
+
+    with time_machine.travel(NOW, tick=False):
+        status = main(["usage", "all", "6h", "--plot", str(chart)])
+
+    assert status == 0
+    assert not chart.exists()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "no chart written: /usage draws one for a single model, or with --hourly"
+    )
+
+
+def test_hourly_charts_every_model(
+    billed: CloudWatchStandin, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chart = tmp_path / "all.png"
+
+    status, _ = run_json(capsys, "all", "6h", "--hourly", "--plot", str(chart))
+
+    assert status == 0
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["opus", "0h"], "window must be a number and a unit"),
         (["gpt-9"], "model must be one of: all, nova-fast"),
         (["opus", "1h", "extra"], "unexpected argument 'extra'"),
+        (
+            ["all", "456d"],
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w, at most 455d",
+        ),
     ],
-    ids=["bad-window", "unknown-model", "extra-word"],
+    ids=["bad-window", "unknown-model", "extra-word", "beyond-retention"],
 )
 def test_bad_input_exits_2_without_calling_cloudwatch(
     cloudwatch: CloudWatchStandin,
@@ -140,6 +176,26 @@ def test_unreachable_cloudwatch_is_a_named_partial_answer(
     assert doc["models"] == []
     assert [e["source"] for e in doc["errors"]] == ["cloudwatch"]
     assert "Could not connect to the endpoint URL" in doc["errors"][0]["message"]
+
+
+def test_a_cloudwatch_that_does_not_answer_in_time_is_named(
+    billed: CloudWatchStandin,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read timeout is ours, not boto3's 60 s: exit 1 with the source named."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_TIMEOUT_SECONDS", "0.2")
+    billed.delay_seconds = 1.0
+
+    status, doc = run_json(capsys, "opus", "6h")
+
+    assert status == 1
+    assert doc["models"] == []
+    (error,) = doc["errors"]
+    assert error["source"] == "cloudwatch"
+    assert error["message"].startswith("no answer: Read timeout on endpoint URL")
+    assert billed.actions == ["GetMetricData"]
 
 
 def test_terminal_table(
@@ -186,3 +242,69 @@ def test_cloudwatch_throttling_beyond_retries_is_a_partial_answer(
     assert doc["errors"] == [
         {"source": "cloudwatch", "message": "Throttling: Rate exceeded"}
     ]
+
+
+def test_more_than_500_series_take_one_request_per_500(
+    cloudwatch: CloudWatchStandin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """130 unknown models and the catalog: 548 series, two GetMetricData requests."""
+    thieves = [f"vendor.model-{i:03d}-v1:0" for i in range(130)]
+    stamp = NOW - timedelta(hours=5)
+    cloudwatch.put_counts(
+        [(OPUS, stamp, Counts(1_000, 2_000_000, 100_000, 10))]
+        + [
+            (t, stamp, Counts(i + 1, 100 * (i + 1), 10, i % 2))
+            for i, t in enumerate(thieves)
+        ]
+    )
+
+    status, doc = run_json(capsys, "all", "48h")
+
+    assert status == 0
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData", "GetMetricData"]
+    models = by_id(doc)
+    assert len(models) == 7 + 130
+    assert models[OPUS]["invocations"] == 1_000
+    assert models[OPUS]["cost_usd"] == 12.5
+    for i, thief in enumerate(thieves):
+        assert models[thief]["known"] is False
+        assert models[thief]["invocations"] == i + 1
+        assert models[thief]["input_tokens"] == 100 * (i + 1)
+        assert models[thief]["throttles"] == i % 2
+    assert doc["total"]["invocations"] == 1_000 + sum(range(1, 131))
+
+
+def test_the_console_script_finds_cloudwatch_by_aws_endpoint_url(
+    cloudwatch: CloudWatchStandin,
+) -> None:
+    """As a newcomer runs it: `usage-bot usage all 48h --json`, in its own process."""
+    now = datetime.now(UTC)
+    cloudwatch.put_counts(
+        [
+            (OPUS, now - timedelta(hours=2), Counts(123, 456_789, 12_345, 6)),
+            (THIEF, now - timedelta(hours=40), Counts(3, 3_000, 300, 0)),
+        ]
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ENDPOINT_URL": cloudwatch.url,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "DATABASE_URL": "sqlite://",
+    }
+    script = Path(sys.executable).with_name("usage-bot")
+
+    done = subprocess.run(
+        [str(script), "-v", "usage", "all", "48h", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    models = by_id(json.loads(done.stdout))  # stdout holds the document and no log
+    assert (models[OPUS]["invocations"], models[OPUS]["input_tokens"]) == (123, 456_789)
+    assert (models[OPUS]["output_tokens"], models[OPUS]["throttles"]) == (12_345, 6)
+    assert models[OPUS]["cost_usd"] == 2.59257
+    assert models[THIEF]["known"] is False
+    assert models[THIEF]["invocations"] == 3
+    assert cloudwatch.actions == ["ListMetrics", "GetMetricData"]
+    assert "backend call" in done.stderr

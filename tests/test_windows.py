@@ -47,9 +47,18 @@ def test_default_window_is_48h() -> None:
             "1.5h",
             "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w; got '1.5h'",
         ),
-        ("500d", "window must be at most 455d (CloudWatch's retention); got '500d'"),
+        (
+            "456d",
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w, at most 455d"
+            " (CloudWatch's retention); got '456d'",
+        ),
+        (
+            "66w",
+            "window must be a number and a unit: 30m, 1h, 48h, 7d, 2w, at most 455d"
+            " (CloudWatch's retention); got '66w'",
+        ),
     ],
-    ids=["zero", "unknown-unit", "negative", "fraction", "beyond-retention"],
+    ids=["zero", "unknown-unit", "negative", "fraction", "456d", "66w"],
 )
 def test_bad_window_gets_one_line(text: str, message: str) -> None:
     with pytest.raises(InputError) as caught:
@@ -59,7 +68,18 @@ def test_bad_window_gets_one_line(text: str, message: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_the_whole_retention_is_accepted() -> None:
+    """455 days is as far back as CloudWatch keeps hourly data: one bar a day."""
+    window = resolve_window("455d", now=NOW)
+
+    assert window.period == 86400
+    assert window.start == datetime(2025, 9, 4, 0, 0, tzinfo=UTC)
+
+
 def test_old_data_needs_coarser_periods() -> None:
     """CloudWatch drops 1-minute data after 15 days and 5-minute data after 63."""
+    assert choose_period(timedelta(minutes=30), timedelta(days=15)) == 60
+    assert choose_period(timedelta(minutes=30), timedelta(days=16)) == 300
     assert choose_period(timedelta(hours=1), timedelta(days=20)) == 300
+    assert choose_period(timedelta(hours=1), timedelta(days=63)) == 300
     assert choose_period(timedelta(hours=1), timedelta(days=70)) == 3600

@@ -81,6 +81,8 @@ def command_handler(name: str, prepare: Preparer) -> Handler:
         if args.plot and answer.charts:
             await asyncio.to_thread(args.plot.write_bytes, answer.charts[0].png)
             print(f"chart written to {args.plot}", file=sys.stderr)
+        elif args.plot:
+            print(messages.no_chart(name), file=sys.stderr)
         log.info(
             "command",
             extra={

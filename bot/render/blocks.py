@@ -33,12 +33,18 @@ def header(text: str) -> Block:
     }
 
 
+def fit(text: str, limit: int = MAX_SECTION_CHARS) -> str:
+    """Text cut to a Block Kit limit, with an ellipsis saying that it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text)}}
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    # A context element's text has the same 3,000-character limit as a section's.
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(text)}]}
 
 
 def table_block(table: Table) -> Block:

@@ -30,6 +30,8 @@ def usage_doc(report: UsageReport) -> dict[str, Any]:
                 "input_tokens": row.counts.input_tokens,
                 "output_tokens": row.counts.output_tokens,
                 "throttles": row.counts.throttles,
+                # Throttled calls are not invocations: a share of all attempts.
+                "throttle_share": _share(row.throttle_share),
                 "cost_usd": None if row.cost_usd is None else round(row.cost_usd, 6),
             }
             for row in report.rows

@@ -56,6 +56,12 @@ def to_text(table: Table) -> str:
     return "\n".join(body)
 
 
+def _some(names: list[str], limit: int = 20) -> str:
+    """A list short enough for a note; the table and --json have the rest."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def usage_table(report: UsageReport) -> Table:
     """`/usage`: one row per provider model ID, busiest first, and a total."""
     rows = []
@@ -81,10 +87,10 @@ def usage_table(report: UsageReport) -> Table:
     if report.unknown_models:
         notes.append(
             "Not in the catalog (billed, price unknown): "
-            + ", ".join(report.unknown_models)
+            + _some(report.unknown_models)
         )
     if idle:
-        notes.append("No traffic: " + ", ".join(idle))
+        notes.append("No traffic: " + _some(idle))
     return Table(
         title=f"Bedrock usage, last {report.window.label}",
         columns=[

@@ -173,18 +173,32 @@ async def post_answer(
             channel=channel, text=answer.text, blocks=answer.blocks
         )
     except SlackApiError as exc:
-        if exc.response.get("error") not in _NOT_POSTABLE:
+        error = exc.response.get("error")
+        if error not in _NOT_POSTABLE:
             raise
         await respond(
             response_type="in_channel", text=answer.text, blocks=answer.blocks
         )
+        if answer.charts:
+            await respond(
+                response_type="ephemeral", text=messages.chart_not_posted(str(error))
+            )
         return
 
     for chart in answer.charts:
-        await client.files_upload_v2(
-            channel=channel,
-            thread_ts=posted["ts"],
-            file=chart.png,
-            filename=chart.filename,
-            title=chart.title,
-        )
+        try:
+            await client.files_upload_v2(
+                channel=channel,
+                thread_ts=posted["ts"],
+                file=chart.png,
+                filename=chart.filename,
+                title=chart.title,
+            )
+        except SlackApiError as exc:
+            # The answer itself is in the channel: say what is missing, not "crash".
+            error = str(exc.response.get("error"))
+            log.warning("chart not posted", extra={"channel": channel, "error": error})
+            await respond(
+                response_type="ephemeral", text=messages.chart_not_posted(error)
+            )
+            return

@@ -2,16 +2,20 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.commands.charts import draw_in_processes, stop_drawing_processes
 from bot.config import Settings
 from bot.services import Services, build_services
-from bot.slack.app import build_app
+from bot.slack.app import SLACK_TIMEOUT_SECONDS, build_app
 from bot.watch.runner import start_in_background
 
 log = logging.getLogger(__name__)
@@ -19,11 +23,36 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 
 
+@contextlib.asynccontextmanager
+async def shared_session(app: AsyncApp) -> AsyncIterator[None]:
+    """One keep-alive HTTP session for every Web API call the app makes.
+
+    Without one, slack_sdk opens and closes a session, so a new TCP and TLS
+    connection, for each call: four for an answer with a chart.
+    """
+    timeout = aiohttp.ClientTimeout(total=SLACK_TIMEOUT_SECONDS)
+    session = aiohttp.ClientSession(timeout=timeout)
+    # Bolt hands this session to the client it makes for each request.
+    app.client.session = session
+    try:
+        yield
+    finally:
+        app.client.session = None
+        await session.close()
+
+
 async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Listen for Slack's requests; port 0 picks a free one, which is returned."""
     sock = socket.create_server((host, port))
     bound = sock.getsockname()[1]
-    runner = web.AppRunner(app.web_app(path=EVENTS_PATH))
+    web_app = app.web_app(path=EVENTS_PATH)
+
+    async def session_while_serving(_: web.Application) -> AsyncIterator[None]:
+        async with shared_session(app):
+            yield
+
+    web_app.cleanup_ctx.append(session_while_serving)
+    runner = web.AppRunner(web_app)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     log.info("listening", extra={"host": host, "port": bound, "path": EVENTS_PATH})
@@ -43,6 +72,11 @@ async def serve(
     """
     services = services or build_services(settings)
     app = app or build_app(settings, services)
+    draw_in_processes()
+    # Everything loaded so far (Bolt, botocore's models, matplotlib) lives as long
+    # as the process. Left to the collector, each full collection walks it all and
+    # stalled the event loop for over 100 ms, acks included.
+    gc.freeze()
     watch = (
         start_in_background(app.client, services) if settings.watch_in_serve else None
     )
@@ -51,8 +85,13 @@ async def serve(
             handler = AsyncSocketModeHandler(
                 app, settings.slack_app_token.get_secret_value()
             )
-            # Bolt's Socket Mode handler carries no type hints.
-            await handler.start_async()  # type: ignore[no-untyped-call]
+            async with shared_session(app):
+                try:
+                    # Bolt's Socket Mode handler carries no type hints.
+                    await handler.start_async()  # type: ignore[no-untyped-call]
+                finally:
+                    # Cancelled or not, the WebSocket and its tasks must close.
+                    await handler.close_async()  # type: ignore[no-untyped-call]
             return
 
         runner, _ = await start_http(app, host, settings.port)
@@ -65,4 +104,6 @@ async def serve(
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
+        stop_drawing_processes()
+        gc.unfreeze()
         await services.close()

@@ -76,6 +76,9 @@ class CloudWatchMetrics:
 
     async def active_model_ids(self, window: Window) -> list[str]:
         """Every ModelId that has an `Invocations` metric, catalogued or not."""
+        # ListMetrics knows only metrics with data in the last two weeks, and a
+        # metric may take up to 15 minutes to appear in it: an unknown model that
+        # billed only before that, or began in the last minutes, is not found.
         pages = await self._call(self._list_metrics)
         return sorted(pages)
 

@@ -92,8 +92,14 @@ class SlackApiStandIn(StandIn):
         token: str | None = None,
         users: Mapping[str, Mapping[str, Any]] | None = None,
         usergroups: Mapping[str, list[str]] | None = None,
+        app_token: str | None = None,
+        socket_url: str | None = None,
     ) -> None:
         self._token = token
+        # Socket Mode: apps.connections.open takes the app-level token instead and
+        # answers with the WebSocket URL of a `SocketModeStandIn`.
+        self._app_token = app_token
+        self.socket_url = socket_url
         self._users = {key: dict(value) for key, value in (users or {}).items()}
         self.usergroups = {
             key: list(value) for key, value in (usergroups or {}).items()
@@ -103,6 +109,7 @@ class SlackApiStandIn(StandIn):
         self._http = LoopbackServer("Slack API stand-in", _Handler, self, _Server)
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._connections_open,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
@@ -241,12 +248,13 @@ class SlackApiStandIn(StandIn):
             queue = self._state.failures.get(method)
             return queue.pop(0) if queue else None
 
-    def _check_token(self, token: str | None) -> None:
-        if self._token is None:
+    def _check_token(self, token: str | None, method: str = "") -> None:
+        expected = self._app_token if method == "apps.connections.open" else self._token
+        if expected is None:
             return
         if not token:
             raise SlackFailure("not_authed")
-        if token != self._token:
+        if token != expected:
             raise SlackFailure("invalid_auth")
 
     def _answer(self, method: str, params: dict[str, Any]) -> Answer:
@@ -268,6 +276,11 @@ class SlackApiStandIn(StandIn):
             "user_id": BOT_USER_ID,
             "bot_id": BOT_ID,
         }
+
+    def _connections_open(self, params: dict[str, Any]) -> Answer:
+        if self.socket_url is None:
+            raise SlackFailure("not_allowed_token_type")
+        return {"ok": True, "url": self.socket_url}
 
     def _post_message(self, params: dict[str, Any]) -> Answer:
         channel = _required(params, "channel", "channel_not_found")
@@ -469,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(failure.status, answer, extra)
             return
         try:
-            self._standin._check_token(token)
+            self._standin._check_token(token, method)
         except SlackFailure as refused:
             self._send_json(HTTPStatus.OK, {"ok": False, "error": refused.error})
             return
