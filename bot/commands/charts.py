@@ -64,6 +64,7 @@ def _coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> byte
         period_seconds=report.window.period,
         tz=tz,
         totals=box,
+        span=(report.window.start, report.window.end),
     )
 
 
