@@ -1,6 +1,8 @@
 """`/coverage` against moto (billed) and the chDB event store (logged), end to end."""
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +11,9 @@ import pytest
 import time_machine
 
 from bot.cli.main import main
+from bot.commands.coverage import parse_coverage, run_coverage
+from bot.config import load_settings
+from bot.services import build_services
 from bot.sources.records import Counts
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.slack_api import SlackApiStandIn
@@ -463,3 +468,42 @@ async def test_slack_partial_answer_names_the_failed_source(
     assert texts == [summary, f"Partial answer.\n{warning}"]
     assert "Traceback" not in str(post.params)
     assert slack.calls_to("files.completeUploadExternal") == []
+
+
+async def test_both_sources_are_asked_before_either_answers(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+) -> None:
+    """Both stand-ins hold their request: only a concurrent command has asked both."""
+    cloudwatch, tinybird = sources
+    cloudwatch.hold()
+    tinybird.delay_next(30)
+    services = build_services(load_settings())
+    request = parse_coverage("opus 48h", services.settings, now=NOW)
+
+    answer = asyncio.create_task(run_coverage(request, services))
+    both_waiting = await asyncio.to_thread(
+        until, lambda: cloudwatch.actions == ["GetMetricData"] and pending(tinybird)
+    )
+    cloudwatch.release()
+    tinybird.release_delays()
+    report = await answer
+
+    assert both_waiting
+    (opus,) = report.models
+    assert opus.provider is not None and opus.gateway is not None
+    assert (opus.provider.invocations, opus.gateway.invocations) == (400, 140)
+
+
+def pending(tinybird: TinybirdStandIn) -> bool:
+    """Tinybird holds one request and has not answered it yet."""
+    return [served.status for served in tinybird.requests] == [None]
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition` comes true within `timeout` (run in a worker thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False

@@ -48,6 +48,8 @@ class CloudWatchStandin:
         self.actions: list[str] = []
         self._failures: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._holding = False
+        self._released = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -87,10 +89,21 @@ class CloudWatchStandin:
 
     def reset(self) -> None:
         """Forget every metric: moto keeps its state per process, not per server."""
+        self.release()
         httpx.post(f"{self.url}/moto-api/reset", timeout=5)
         self.requests = 0
         self.actions.clear()
         self._failures.clear()
+
+    def hold(self) -> None:
+        """Keep every API request waiting, once counted, until `release()`."""
+        self._released.clear()
+        self._holding = True
+
+    def release(self) -> None:
+        """Let held requests, and those that follow, be answered."""
+        self._holding = False
+        self._released.set()
 
     def fail_next(self, code: str, message: str, times: int = 1) -> None:
         """Answer the next `times` API requests with an AWS error (Throttling...)."""
@@ -125,6 +138,8 @@ class CloudWatchStandin:
                 self.requests += 1
                 self.actions.append(_action(environ))
                 failure = self._failures.pop(0) if self._failures else None
+            if self._holding:
+                self._released.wait(timeout=30)
             if self.delay_seconds:
                 time.sleep(self.delay_seconds)
             if failure is not None:
