@@ -12,12 +12,14 @@ import time_machine
 
 from bot.cli.main import main
 from bot.commands.coverage import parse_coverage, run_coverage
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.services import build_services
+from bot.sources.cloudwatch import CloudWatchMetrics
 from bot.sources.records import Counts
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.slack_api import SlackApiStandIn
 from bot.standins.tinybird import GatewayEvent, TinybirdStandIn
+from bot.windows import resolve_window
 from tests.slackbot import BOT_TOKEN, CHANNEL, RunningBot, running_bot
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -507,3 +509,34 @@ def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+async def test_past_125_models_the_requests_go_out_together(
+    cloudwatch: CloudWatchStandin,
+) -> None:
+    """520 queries need two GetMetricData requests; both are in flight at once."""
+    ids = [f"bench.model-{index}-v1:0" for index in range(130)]
+    cloudwatch.put_counts(
+        [
+            (ids[0], HOUR_2 + timedelta(minutes=10), Counts(3, 30, 3)),
+            (ids[-1], HOUR_2 + timedelta(minutes=10), Counts(7, 70, 7)),
+        ]
+    )
+    metrics = CloudWatchMetrics(
+        Settings(), endpoint_url=cloudwatch.url, credentials=("standin", "standin")
+    )
+    window = resolve_window("6h", now=NOW)
+    cloudwatch.hold()
+
+    answer = asyncio.create_task(metrics.usage(window, ids))
+    both_in_flight = await asyncio.to_thread(
+        until, lambda: cloudwatch.actions == ["GetMetricData"] * 2
+    )
+    cloudwatch.release()
+    points = await answer
+
+    assert both_in_flight
+    assert {(p.model_id, p.counts.invocations) for p in points} == {
+        (ids[0], 3),
+        (ids[-1], 7),
+    }
