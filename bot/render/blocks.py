@@ -5,7 +5,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import messages
-from bot.analysis.coverage import CoverageReport, ModelCoverage, Verdict
+from bot.analysis.coverage import (
+    CoverageReport,
+    ModelCoverage,
+    PeriodCoverage,
+    Verdict,
+)
 from bot.render import numbers
 from bot.render.tables import Table, to_text
 from bot.sources.records import Counts, SourceFailure
@@ -119,9 +124,30 @@ def coverage_summary(report: CoverageReport, tz: str) -> str:
         # One side missing is no evidence that traffic is covered.
         failed = list(dict.fromkeys(e.source for e in report.errors))
         return f":warning: {messages.coverage_not_judged(failed)}"
-    if not flagged:
+    # A total that looks fine can hide a bypass that began late in the window.
+    hidden = [
+        (m, gap) for m in report.worst()
+        if m.verdict not in _ALARMING and (gap := m.ongoing_gap()) is not None
+    ]  # fmt: skip
+    lines = [_finding(model, report, tz) for model in flagged]
+    lines += [_recent_gap(model, gap, report, tz) for model, gap in hidden]
+    if not lines:
         return ":white_check_mark: Every model's traffic is covered by the gateway."
-    return "\n".join(_finding(model, report, tz) for model in flagged[:5])
+    return "\n".join(lines[:5])
+
+
+def _recent_gap(
+    model: ModelCoverage, gap: PeriodCoverage, report: CoverageReport, tz: str
+) -> str:
+    name = model.name or f"`{model.model_id}` (not in the catalog)"
+    return (
+        f":rotating_light: *{name}*: {numbers.share(model.invocation_coverage)} "
+        f"over the {report.window.label} ({model.verdict.value}), but only "
+        f"{numbers.share(gap.coverage)} since {local_time(gap.start, tz)}: "
+        f"{numbers.count(max(0, gap.provider - gap.gateway))} calls billed and not "
+        "logged, "
+        "still going on."
+    )
 
 
 def _finding(model: ModelCoverage, report: CoverageReport, tz: str) -> str:
