@@ -9,6 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -114,6 +115,19 @@ class Settings(BaseSettings):
                 f"but got {value!r}"
             )
         return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Checked at start, so a typo fails the deployment, not a chart later.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"TIMEZONE must be an IANA name such as Europe/Berlin or UTC; "
+                f"got {value!r}"
+            ) from None
+        return value
 
     @field_validator("bot_admins", "journal_hosts", "ingress_cidrs", mode="before")
     @classmethod

@@ -37,6 +37,14 @@ def for_user(command: str, error: BotError) -> str:
     return str(error)
 
 
+def coverage_not_judged(sources: list[str]) -> str:
+    """A coverage answer with one side missing: nothing can be said either way."""
+    return (
+        "Coverage not judged: no answer from " + ", ".join(sources) + ". "
+        "What the other source gave is below."
+    )
+
+
 def partial(sources: list[str]) -> str:
     return "Partial answer: no data from " + ", ".join(sources) + "."
 

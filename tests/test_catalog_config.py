@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.catalog import Catalog, Tier
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.errors import ConfigError, InputError
 
 
@@ -142,3 +143,15 @@ def test_broken_toml_is_a_config_error(
 
     with pytest.raises(ConfigError, match=r"^BOT_CONFIG .*bot\.toml: "):
         load_settings()
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "CEST", ""], ids=str)
+def test_an_unknown_time_zone_fails_at_start(zone: str) -> None:
+    """TIMEZONE is checked when the settings are read, not when a chart is drawn."""
+    with pytest.raises(ValidationError) as caught:
+        Settings(timezone=zone)
+
+    assert (
+        f"TIMEZONE must be an IANA name such as Europe/Berlin or UTC; got {zone!r}"
+        in str(caught.value)
+    )

@@ -1,7 +1,9 @@
 """`/coverage` against moto (billed) and the chDB event store (logged), end to end."""
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,10 +11,15 @@ import pytest
 import time_machine
 
 from bot.cli.main import main
+from bot.commands.coverage import parse_coverage, run_coverage
+from bot.config import Settings, load_settings
+from bot.services import build_services
+from bot.sources.cloudwatch import CloudWatchMetrics
 from bot.sources.records import Counts
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.slack_api import SlackApiStandIn
 from bot.standins.tinybird import GatewayEvent, TinybirdStandIn
+from bot.windows import resolve_window
 from tests.slackbot import BOT_TOKEN, CHANNEL, RunningBot, running_bot
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -75,8 +82,12 @@ def sources(
     return cloudwatch, tinybird
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
-    with time_machine.travel(NOW, tick=False):
+def run_json(
+    capsys: pytest.CaptureFixture[str], *args: str, tick: bool = False
+) -> tuple[int, dict]:
+    # boto3's adaptive retry mode refills its rate limiter as time passes: a test
+    # that throttles CloudWatch must let the clock tick.
+    with time_machine.travel(NOW, tick=tick):
         status = main(["coverage", *args, "--json"])
     out = capsys.readouterr().out
     return status, json.loads(out) if out else {}
@@ -208,6 +219,132 @@ def test_event_store_failure_keeps_the_billed_side(
     assert opus["verdict"] == "no-data"
 
 
+TinybirdFault = Callable[[TinybirdStandIn, pytest.MonkeyPatch], None]
+
+
+def _timeout_after_slow_answer(tb: TinybirdStandIn, env: pytest.MonkeyPatch) -> None:
+    env.setenv("TB_TIMEOUT_SECONDS", "0.2")
+    tb.delay_next(30)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            lambda tb, env: tb.fail_next(408),
+            "the query ran past Tinybird's time limit (408)",
+        ),
+        (
+            lambda tb, env: tb.fail_next(429, retry_after="120"),
+            "rate limited (429); Retry-After must be at most 30s to wait; got 120s",
+        ),
+        (
+            lambda tb, env: tb.fail_next(500, times=4, retry_after="0"),
+            "server error (500) after 3 retries",
+        ),
+        (_timeout_after_slow_answer, "no answer within 0.2s"),
+        (
+            lambda tb, env: tb.malform_next(),
+            "answer is not valid JSON: Expecting value: line 1 column 23 (char 22)",
+        ),
+    ],
+    ids=["408", "429-too-long", "500-thrice", "slow", "malformed"],
+)
+def test_every_tinybird_fault_is_a_named_partial_answer(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fault: TinybirdFault,
+    message: str,
+) -> None:
+    """Whatever goes wrong at Tinybird, the billed side is shown and the cause named."""
+    _, tinybird = sources
+    fault(tinybird, monkeypatch)
+
+    status, doc = run_json(capsys, "opus", "48h")
+
+    assert status == 1
+    assert doc["errors"] == [{"source": "tinybird", "message": message}]
+    (opus,) = doc["models"]
+    assert (opus["provider"]["invocations"], opus["gateway"]) == (400, None)
+    assert opus["verdict"] == "no-data"
+
+
+def test_a_429_is_retried_after_the_wait_it_asks_for(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Rate limited once with Retry-After: the answer is whole, after one retry."""
+    _, tinybird = sources
+    tinybird.fail_next(429, retry_after="0")
+
+    status, doc = run_json(capsys, "opus", "48h")
+
+    assert status == 0
+    assert [r.status for r in tinybird.requests] == [429, 200]
+    assert doc["models"][0]["gateway"]["invocations"] == 140
+
+
+def test_terminal_says_coverage_is_not_judged_without_the_gateway(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A missing side is never read as covered traffic."""
+    _, tinybird = sources
+    tinybird.fail_next(403, error="Invalid token")
+
+    with time_machine.travel(NOW, tick=False):
+        status = main(["coverage", "opus", "48h"])
+
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert lines[-2:] == [
+        "! Coverage not judged: no answer from tinybird. What the other source "
+        "gave is below.",
+        "! tinybird: token refused (403): Invalid token; check TB_TOKEN and its scopes",
+    ]
+    row = next(line for line in lines if line.startswith("claude-large"))
+    assert row.split() == ["claude-large", "400", "n/a", "n/a", "n/a", "400",
+                           "n/a", "no-data"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("words", "actions", "opus_billed"),
+    [
+        ("opus 48h", ["GetMetricData"], None),
+        ("all 48h", ["ListMetrics", "GetMetricData"], 400),
+    ],
+    ids=["one-model", "all-models"],
+)
+def test_cloudwatch_throttling_is_a_named_partial_answer(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    words: str,
+    actions: list[str],
+    opus_billed: int | None,
+) -> None:
+    """Throttled past its retries, CloudWatch is named and the gateway side kept.
+
+    For `all`, only the search for uncatalogued models fails: the catalogued
+    ones are still billed and judged.
+    """
+    cloudwatch, _ = sources
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    cloudwatch.fail_next("Throttling", "Rate exceeded")
+
+    status, doc = run_json(capsys, *words.split(), tick=True)
+
+    assert status == 1
+    assert cloudwatch.actions == actions
+    assert doc["errors"] == [
+        {"source": "cloudwatch", "message": "Throttling: Rate exceeded"}
+    ]
+    opus = by_id(doc)[OPUS]
+    billed = opus["provider"] and opus["provider"]["invocations"]
+    assert (billed, opus["gateway"]["invocations"]) == (opus_billed, 140)
+
+
 def test_unreachable_cloudwatch_keeps_the_gateway_side(
     sources: tuple[CloudWatchStandin, TinybirdStandIn],
     capsys: pytest.CaptureFixture[str],
@@ -260,6 +397,146 @@ async def test_slack_coverage_summary_table_and_chart(
         "claude-large", "400", "140", "35.0%", "35.0%", "260", "$19.50",
         "likely-unauthorized",
     ]  # fmt: skip
-    assert upload.params["thread_ts"] == "1700000000.000001"
+    assert (upload.params["channel_id"], "thread_ts" in upload.params) == (
+        CHANNEL,
+        False,
+    )
     (stored,) = slack.uploads.values()
     assert stored.content is not None and stored.content.startswith(b"\x89PNG")
+
+
+async def test_slack_coverage_opus_1h_posts_the_figures_and_the_chart(
+    bot: RunningBot, slack: SlackApiStandIn
+) -> None:
+    """The incident's question in Slack: figures to the event, chart in channel."""
+    response = await bot.command("coverage", "opus 1h")
+
+    (post,) = await slack.wait_for_async("chat.postMessage")
+    (upload,) = await slack.wait_for_async("files.completeUploadExternal")
+
+    assert response.json()["text"] == "Working on `/coverage opus 1h`…"
+    assert post.params["text"] == (
+        ":rotating_light: *claude-large*: 13.3% of billed calls passed the gateway "
+        "(likely-unauthorized); 260 uncovered calls, $19.50, "
+        "gap since Thu 03 Dec 12:10 CET."
+    )
+    (table,) = [b for b in post.params["blocks"] if b["type"] == "table"]
+    assert [c["text"] for c in table["rows"][1]] == [
+        "claude-large", "300", "40", "13.3%", "13.3%", "260", "$19.50",
+        "likely-unauthorized",
+    ]  # fmt: skip
+    assert upload.params["channel_id"] == CHANNEL
+    assert "thread_ts" not in upload.params
+    (stored,) = slack.uploads.values()
+    assert stored.filename == "coverage.png"
+    assert stored.content is not None and stored.content.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "summary", "warning"),
+    [
+        (
+            lambda cw, tb: tb.fail_next(403, error="Invalid token"),
+            ":warning: Coverage not judged: no answer from tinybird. What the other "
+            "source gave is below.",
+            ":warning: *tinybird*: token refused (403): Invalid token; check "
+            "TB_TOKEN and its scopes",
+        ),
+        (
+            lambda cw, tb: cw.fail_next("Throttling", "Rate exceeded", times=4),
+            ":warning: Coverage not judged: no answer from cloudwatch. What the "
+            "other source gave is below.",
+            ":warning: *cloudwatch*: Throttling: Rate exceeded",
+        ),
+    ],
+    ids=["tinybird-403", "cloudwatch-throttled"],
+)
+async def test_slack_partial_answer_names_the_failed_source(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+    slack: SlackApiStandIn,
+    break_it: Callable[[CloudWatchStandin, TinybirdStandIn], None],
+    summary: str,
+    warning: str,
+) -> None:
+    """One source down: the channel reads which one and why, and no traceback."""
+    break_it(*sources)
+    with time_machine.travel(NOW, tick=True):
+        async with running_bot(slack, aws_max_attempts=1) as bot:
+            await bot.command("coverage", "opus 48h")
+            (post,) = await slack.wait_for_async("chat.postMessage")
+
+    texts = [b["text"]["text"] for b in post.params["blocks"] if b["type"] == "section"]
+    assert post.params["text"] == summary
+    assert texts == [summary, f"Partial answer.\n{warning}"]
+    assert "Traceback" not in str(post.params)
+    assert slack.calls_to("files.completeUploadExternal") == []
+
+
+async def test_both_sources_are_asked_before_either_answers(
+    sources: tuple[CloudWatchStandin, TinybirdStandIn],
+) -> None:
+    """Both stand-ins hold their request: only a concurrent command has asked both."""
+    cloudwatch, tinybird = sources
+    cloudwatch.hold()
+    tinybird.delay_next(30)
+    services = build_services(load_settings())
+    request = parse_coverage("opus 48h", services.settings, now=NOW)
+
+    answer = asyncio.create_task(run_coverage(request, services))
+    both_waiting = await asyncio.to_thread(
+        until, lambda: cloudwatch.actions == ["GetMetricData"] and pending(tinybird)
+    )
+    cloudwatch.release()
+    tinybird.release_delays()
+    report = await answer
+
+    assert both_waiting
+    (opus,) = report.models
+    assert opus.provider is not None and opus.gateway is not None
+    assert (opus.provider.invocations, opus.gateway.invocations) == (400, 140)
+
+
+def pending(tinybird: TinybirdStandIn) -> bool:
+    """Tinybird holds one request and has not answered it yet."""
+    return [served.status for served in tinybird.requests] == [None]
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition` comes true within `timeout` (run in a worker thread)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+async def test_past_125_models_the_requests_go_out_together(
+    cloudwatch: CloudWatchStandin,
+) -> None:
+    """520 queries need two GetMetricData requests; both are in flight at once."""
+    ids = [f"bench.model-{index}-v1:0" for index in range(130)]
+    cloudwatch.put_counts(
+        [
+            (ids[0], HOUR_2 + timedelta(minutes=10), Counts(3, 30, 3)),
+            (ids[-1], HOUR_2 + timedelta(minutes=10), Counts(7, 70, 7)),
+        ]
+    )
+    metrics = CloudWatchMetrics(
+        Settings(), endpoint_url=cloudwatch.url, credentials=("standin", "standin")
+    )
+    window = resolve_window("6h", now=NOW)
+    cloudwatch.hold()
+
+    answer = asyncio.create_task(metrics.usage(window, ids))
+    both_in_flight = await asyncio.to_thread(
+        until, lambda: cloudwatch.actions == ["GetMetricData"] * 2
+    )
+    cloudwatch.release()
+    points = await answer
+
+    assert both_in_flight
+    assert {(p.model_id, p.counts.invocations) for p in points} == {
+        (ids[0], 3),
+        (ids[-1], 7),
+    }

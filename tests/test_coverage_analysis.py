@@ -7,6 +7,7 @@ import pytest
 from bot.analysis.coverage import PeriodCoverage, Verdict, compare, gap_bounds, judge
 from bot.catalog import Catalog
 from bot.config import CoverageThresholds
+from bot.render.blocks import coverage_summary
 from bot.sources.records import Counts, PeriodCounts
 from bot.windows import resolve_window
 
@@ -125,3 +126,48 @@ def test_gap_bounds_follow_the_latest_run() -> None:
     assert gap_bounds(series, 0.5) == (at(3), at(6))
     assert gap_bounds(series[:6], 0.5) == (at(3), None)
     assert gap_bounds(series[1:3], 0.5) == (None, None)
+
+
+def late_gap(hours_short: int) -> list[PeriodCounts]:
+    """Opus fully logged for six hours, then the last `hours_short` at 30%."""
+    billed = [PeriodCounts(OPUS, at(h), Counts(100, 1000, 100)) for h in range(6)]
+    calls = [30 if h >= 6 - hours_short else 100 for h in range(6)]
+    logged = [
+        PeriodCounts(OPUS, at(h), Counts(n, n * 10, n)) for h, n in enumerate(calls)
+    ]
+    return billed + logged
+
+
+@pytest.mark.parametrize(
+    ("hours_short", "expected"),
+    [
+        (2, PeriodCoverage(at(4), 200, 60)),
+        (1, None),
+        (0, None),
+    ],
+    ids=["two-periods", "only-the-last", "none"],
+)
+def test_an_open_gap_of_two_periods_is_reported(
+    hours_short: int, expected: PeriodCoverage | None
+) -> None:
+    """A gap still open at the window's end, summed since it began."""
+    points = late_gap(hours_short)
+    billed, logged = points[:6], points[6:]
+    window = resolve_window("6h", now=at(6))
+
+    (opus,) = compare(window, "bedrock", CATALOG, [OPUS], billed, logged, LIMITS).models
+
+    assert opus.ongoing_gap() == expected
+
+
+def test_summary_names_a_late_gap_under_a_fine_total() -> None:
+    """77% over the window reads fine; the summary still names the last two hours."""
+    points = late_gap(2)
+    window = resolve_window("6h", now=at(6))
+    report = compare(window, "bedrock", CATALOG, [OPUS], points[:6], points[6:], LIMITS)
+
+    assert report.models[0].verdict is Verdict.OK
+    assert coverage_summary(report, "Europe/Berlin") == (
+        ":rotating_light: *claude-large*: 76.7% over the 6h (ok), but only 30.0% "
+        "since Thu 03 Dec 15:00 CET: 140 calls billed and not logged, still going on."
+    )

@@ -16,6 +16,8 @@ from matplotlib.image import imread
 from bot.errors import ConfigError
 from bot.render.plots import (
     HEIGHT_PX,
+    IN_PROGRESS_GID,
+    IN_PROGRESS_LABEL,
     NO_TRAFFIC,
     UNCOVERED_GID,
     WIDTH_PX,
@@ -359,3 +361,113 @@ async def test_charts_render_the_same_in_worker_threads():
     parallel = await asyncio.gather(*(asyncio.to_thread(render) for _ in range(3)))
 
     assert parallel == [serial] * 3
+
+
+def test_time_axis_covers_the_whole_window():
+    """Quiet hours at either end of the window are shown, not cut off."""
+    window = (START - timedelta(hours=3), START + timedelta(hours=5, minutes=40))
+
+    figure = build_coverage_figure(
+        "m", hours(2), [9, 9], [1, 1], HOUR, "UTC", BOX, span=window
+    )
+
+    left, right = figure.axes[0].get_xlim()
+    assert (mdates.num2date(left, UTC), mdates.num2date(right, UTC)) == window
+
+
+def test_period_in_progress_is_greyed_and_its_step_stops_at_the_window_end():
+    """The partial last period is marked, and no line runs past the window's end."""
+    end = START + timedelta(hours=1, minutes=45)
+    figure = build_coverage_figure(
+        "m", hours(2), [9, 4], [9, 1], HOUR, "UTC", BOX, span=(START, end)
+    )
+    axes = figure.axes[0]
+
+    (band,) = [p for p in axes.patches if p.get_gid() == IN_PROGRESS_GID]
+    left, width = band.get_x(), band.get_width()
+    assert [mdates.num2date(x, UTC) for x in (left, left + width)] == [
+        START + timedelta(hours=1),
+        end,
+    ]
+    provider_line = next(
+        line for line in axes.lines if line.get_label() == "Provider (billed)"
+    )
+    last = max(x for x in provider_line.get_xdata() if not np.isnan(x))
+    assert mdates.num2date(last, UTC) == end
+    assert IN_PROGRESS_LABEL in axes.get_legend_handles_labels()[1]
+
+
+def test_a_period_that_just_began_is_left_off_the_axis():
+    """Ten minutes into an hour, that hour would be a misleading sliver: not drawn."""
+    end = START + timedelta(hours=1, minutes=10)
+    figure = build_coverage_figure(
+        "m", hours(2), [9, 1], [9, 0], HOUR, "UTC", BOX, span=(START, end)
+    )
+    axes = figure.axes[0]
+
+    right = mdates.num2date(axes.get_xlim()[1], UTC)
+    provider_line = next(
+        line for line in axes.lines if line.get_label() == "Provider (billed)"
+    )
+    drawn = [mdates.num2date(x, UTC) for x in provider_line.get_xdata()
+             if not np.isnan(x)]  # fmt: skip
+    assert right == START + timedelta(hours=1)
+    assert drawn == [START, START + timedelta(hours=1)]
+    assert [p for p in axes.patches if p.get_gid() == IN_PROGRESS_GID] == []
+
+
+def test_no_band_when_the_window_ends_on_a_period_boundary():
+    """A window that ends where a period ends has no period in progress."""
+    figure = build_coverage_figure(
+        "m", hours(2), [9, 4], [9, 1], HOUR, "UTC", BOX,
+        span=(START, START + timedelta(hours=2)),
+    )  # fmt: skip
+
+    assert [p for p in figure.axes[0].patches if p.get_gid() == IN_PROGRESS_GID] == []
+
+
+def test_a_series_at_zero_is_drawn_over_the_axis_line():
+    """A gateway that logged nothing shows as a green line, not as no line."""
+    periods = hours(4)
+    figure = build_coverage_figure(
+        "m", periods, [20, 20, 20, 20], [0, 0, 0, 0], HOUR, "UTC", BOX
+    )
+    axes = figure.axes[0]
+
+    image = imread(io.BytesIO(figure_png(figure)))
+
+    x, y = axes.transData.transform((mdates.date2num(periods[1]), 0))
+    red, green, blue = image[HEIGHT_PX - round(y), round(x)][:3]
+    assert green > red + 0.2 and green > blue + 0.2
+
+
+@pytest.mark.parametrize(
+    ("span", "message"),
+    [
+        (
+            (START + timedelta(hours=1), START + timedelta(hours=3)),
+            "periods must lie within the span 2026-05-04T09:00:00+00:00 to "
+            "2026-05-04T11:00:00+00:00; got 2026-05-04T08:00:00+00:00 to "
+            "2026-05-04T09:00:00+00:00",
+        ),
+        (
+            (START, START),
+            "span must end after it starts; got 2026-05-04 08:00:00+00:00 to "
+            "2026-05-04 08:00:00+00:00",
+        ),
+        (
+            (START.replace(tzinfo=None), START + timedelta(hours=2)),
+            "span must be time-zone aware; got 2026-05-04 08:00:00 to "
+            "2026-05-04 10:00:00+00:00",
+        ),
+    ],
+    ids=["data-outside", "empty", "naive"],
+)
+def test_unusable_spans_are_refused(span, message):
+    """A window that does not contain the data is a caller's mistake, named."""
+    with pytest.raises(ValueError) as caught:
+        build_coverage_figure(
+            "m", hours(2), [1, 1], [1, 1], HOUR, "UTC", BOX, span=span
+        )
+
+    assert str(caught.value) == message

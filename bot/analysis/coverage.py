@@ -17,6 +17,9 @@ from bot.windows import Window
 # Below this many calls a share says little; the gateway exceeding the provider by
 # fewer calls than this is clock skew at the window's edges, not a finding.
 MIN_EXCESS_CALLS = 5
+# How many periods a gap still open at the window's end must span to be reported
+# under a total that looks fine.
+MIN_ONGOING_PERIODS = 2
 
 
 class Verdict(StrEnum):
@@ -55,6 +58,23 @@ class ModelCoverage:
     @property
     def name(self) -> str | None:
         return self.spec.name if self.spec else None
+
+    def ongoing_gap(self) -> "PeriodCoverage | None":
+        """Both sides summed since a gap began that has not ended, or None.
+
+        A gap only one period long is left out: the last period is still filling
+        up on both sides, at their own delays.
+        """
+        if self.gap_began is None or self.gap_ended is not None:
+            return None
+        since = [p for p in self.series if p.start >= self.gap_began]
+        if len(since) < MIN_ONGOING_PERIODS:
+            return None
+        return PeriodCoverage(
+            self.gap_began,
+            sum(p.provider for p in since),
+            sum(p.gateway for p in since),
+        )
 
     @property
     def invocation_coverage(self) -> float | None:

@@ -102,6 +102,11 @@ def prepare_ipcheck(words: str, services: Services) -> TerminalPrepared:
 
 def _plain(mrkdwn: str) -> str:
     """Slack's emoji codes and bold marks read as noise in a terminal."""
-    for code, word in ((":rotating_light: ", "! "), (":white_check_mark: ", "")):
+    replacements = (
+        (":rotating_light: ", "! "),
+        (":warning: ", "! "),
+        (":white_check_mark: ", ""),
+    )
+    for code, word in replacements:
         mrkdwn = mrkdwn.replace(code, word)
     return mrkdwn.replace("*", "").replace("`", "")

@@ -129,6 +129,7 @@ def _coverage_arguments(
         "period_seconds": report.window.period,
         "tz": tz,
         "totals": box,
+        "span": (report.window.start, report.window.end),
     }
 
 

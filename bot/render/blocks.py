@@ -4,10 +4,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.analysis.coverage import CoverageReport, Verdict
+from bot import messages
+from bot.analysis.coverage import (
+    CoverageReport,
+    ModelCoverage,
+    PeriodCoverage,
+    Verdict,
+)
 from bot.render import numbers
 from bot.render.tables import Table, to_text
-from bot.sources.records import SourceFailure
+from bot.sources.records import Counts, SourceFailure
 
 Block = dict[str, Any]
 
@@ -120,22 +126,58 @@ def local_time(moment: datetime, tz: str) -> str:
 def coverage_summary(report: CoverageReport, tz: str) -> str:
     """The first lines an incident channel reads: the worst finding, in words."""
     flagged = [m for m in report.worst() if m.verdict in _ALARMING]
-    if not flagged:
+    if not flagged and report.errors:
+        # One side missing is no evidence that traffic is covered.
+        failed = list(dict.fromkeys(e.source for e in report.errors))
+        return f":warning: {messages.coverage_not_judged(failed)}"
+    # A total that looks fine can hide a bypass that began late in the window.
+    hidden = [
+        (m, gap) for m in report.worst()
+        if m.verdict not in _ALARMING and (gap := m.ongoing_gap()) is not None
+    ]  # fmt: skip
+    lines = [_finding(model, report, tz) for model in flagged]
+    lines += [_recent_gap(model, gap, report, tz) for model, gap in hidden]
+    if not lines:
         return ":white_check_mark: Every model's traffic is covered by the gateway."
+    return "\n".join(lines[:5])
 
-    lines = []
-    for model in flagged[:5]:
-        name = model.name or f"`{model.model_id}` (not in the catalog)"
-        line = (
-            f":rotating_light: *{name}*: {numbers.share(model.invocation_coverage)} "
-            f"of billed calls passed the gateway ({model.verdict.value}); "
-            f"{numbers.count(model.uncovered.invocations)} uncovered calls, "
-            f"{numbers.usd(model.uncovered_cost_usd)}"
+
+def _recent_gap(
+    model: ModelCoverage, gap: PeriodCoverage, report: CoverageReport, tz: str
+) -> str:
+    name = model.name or f"`{model.model_id}` (not in the catalog)"
+    return (
+        f":rotating_light: *{name}*: {numbers.share(model.invocation_coverage)} "
+        f"over the {report.window.label} ({model.verdict.value}), but only "
+        f"{numbers.share(gap.coverage)} since {local_time(gap.start, tz)}: "
+        f"{numbers.count(max(0, gap.provider - gap.gateway))} calls billed and not "
+        "logged, "
+        "still going on."
+    )
+
+
+def _finding(model: ModelCoverage, report: CoverageReport, tz: str) -> str:
+    name = model.name or f"`{model.model_id}` (not in the catalog)"
+    billed, logged = model.provider or Counts(), model.gateway or Counts()
+    if model.verdict is Verdict.GATEWAY_EXCEEDS_PROVIDER:
+        return (
+            f":warning: *{name}*: the gateway logged "
+            f"{numbers.count(logged.invocations)} calls but the provider billed "
+            f"{numbers.count(billed.invocations)} "
+            f"({numbers.share(model.invocation_coverage)}; {model.verdict.value}): "
+            "a model mapping or fallback problem, not a bypass."
         )
-        if model.gap_began is not None:
-            since = local_time(model.gap_began, tz)
-            line += f", gap since {since}"
-            if model.gap_ended is not None:
-                line += f" until {local_time(model.gap_ended, tz)}"
-        lines.append(line + ".")
-    return "\n".join(lines)
+
+    line = (
+        f":rotating_light: *{name}*: {numbers.share(model.invocation_coverage)} "
+        f"of billed calls passed the gateway ({model.verdict.value}); "
+        f"{numbers.count(model.uncovered.invocations)} uncovered calls, "
+        f"{numbers.usd(model.uncovered_cost_usd)}"
+    )
+    if model.gap_began is not None and model.gap_began <= report.window.start:
+        line += ", gap through the whole window"
+    elif model.gap_began is not None:
+        line += f", gap since {local_time(model.gap_began, tz)}"
+    if model.gap_began is not None and model.gap_ended is not None:
+        line += f" until {local_time(model.gap_ended, tz)}"
+    return line + "."

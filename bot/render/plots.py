@@ -38,6 +38,12 @@ _TITLE_SIZE = 19
 _LABEL_SIZE = 14
 _TICK_SIZE = 13
 _BOX_SIZE = 14
+_IN_PROGRESS_COLOR = "#e6e6e6"
+IN_PROGRESS_GID = "in-progress"
+IN_PROGRESS_LABEL = "Period in progress"
+
+# The window a chart is about, [start, end), as time-zone aware moments.
+Span = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def coverage_chart(
     totals: CoverageBox,
     *,
     rolling_periods: int = DEFAULT_ROLLING_PERIODS,
+    span: Span | None = None,
 ) -> bytes:
     """Provider against gateway invocations with the uncovered gap shaded, as PNG."""
     figure = build_coverage_figure(
@@ -89,6 +96,7 @@ def coverage_chart(
         tz,
         totals,
         rolling_periods=rolling_periods,
+        span=span,
     )
     return figure_png(figure)
 
@@ -133,14 +141,28 @@ def build_coverage_figure(
     totals: CoverageBox,
     *,
     rolling_periods: int = DEFAULT_ROLLING_PERIODS,
+    span: Span | None = None,
 ) -> Figure:
-    """The coverage chart as a `Figure`, for callers that inspect it before saving."""
+    """The coverage chart as a `Figure`, for callers that inspect it before saving.
+
+    `span` is the window asked about: the time axis covers all of it, so periods
+    without data at either end show as empty time, and a last period still in
+    progress at the window's end is marked as such.
+    """
     zone = parse_zone(tz)
     _check_series(periods, period_seconds, provider=provider, gateway=gateway)
+    _check_span(span, periods, period_seconds)
     if rolling_periods < 1:
         raise ValueError(f"rolling_periods must be at least 1; got {rolling_periods}")
     if not any(provider) and not any(gateway):
         return _no_traffic_figure(title)
+
+    if span is not None:
+        span = _visible_span(span, periods, period_seconds)
+        shown = [i for i, start in enumerate(periods) if start < span[1]]
+        periods = [periods[i] for i in shown]
+        provider = [provider[i] for i in shown]
+        gateway = [gateway[i] for i in shown]
 
     figure, axes, side = _chart_frame_with_side(title)
     _draw_gap(axes, periods, provider, gateway, period_seconds)
@@ -148,14 +170,16 @@ def build_coverage_figure(
         ("Provider (billed)", provider, _PROVIDER_COLOR),
         ("Gateway (logged)", gateway, _GATEWAY_COLOR),
     ):
-        _draw_steps(axes, periods, values, period_seconds, color, name)
+        _draw_steps(axes, periods, values, period_seconds, color, name, span)
         _draw_rolling_mean(
             axes, periods, values, period_seconds, rolling_periods, color
         )
 
-    _style_time_axis(axes, zone, tz, periods, period_seconds)
+    _style_time_axis(axes, zone, tz, periods, period_seconds, span)
     axes.set_ylabel(f"Invocations per {period_label(period_seconds)}")
     axes.set_ylim(bottom=0)
+    if span is not None:
+        _mark_period_in_progress(axes, span, period_seconds)
     _draw_side_panel(side, axes, totals, rolling_periods, period_seconds)
     return figure
 
@@ -220,6 +244,24 @@ def _check_series(
         raise ValueError("periods must be strictly increasing")
 
 
+def _check_span(
+    span: Span | None, periods: Sequence[datetime], period_seconds: int
+) -> None:
+    if span is None:
+        return
+    start, end = span
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise ValueError(f"span must be time-zone aware; got {start} to {end}")
+    if end <= start:
+        raise ValueError(f"span must end after it starts; got {start} to {end}")
+    if periods and (periods[0] < start or periods[-1] >= end):
+        raise ValueError(
+            f"periods must lie within the span {start.isoformat()} to "
+            f"{end.isoformat()}; got {periods[0].isoformat()} to "
+            f"{periods[-1].isoformat()}"
+        )
+
+
 def _chart_frame(title: str) -> tuple[Figure, Axes]:
     figure = _blank_figure()
     axes = figure.add_subplot()
@@ -258,6 +300,7 @@ def _style_time_axis(
     tz: str,
     periods: Sequence[datetime],
     period_seconds: int,
+    span: Span | None = None,
 ) -> None:
     # matplotlib.dates ships without annotations for these constructors.
     locator = mdates.AutoDateLocator(  # type: ignore[no-untyped-call]
@@ -268,8 +311,8 @@ def _style_time_axis(
     )
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(formatter)
-    end = periods[-1] + timedelta(seconds=period_seconds)
-    axes.set_xlim(_day_number(periods[0]), _day_number(end))
+    first, end = span or (periods[0], periods[-1] + timedelta(seconds=period_seconds))
+    axes.set_xlim(_day_number(first), _day_number(end))
     axes.set_xlabel(f"Time ({tz})", fontsize=_LABEL_SIZE)
     axes.yaxis.label.set_fontsize(_LABEL_SIZE)
     axes.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
@@ -302,18 +345,67 @@ def _draw_steps(
     period_seconds: int,
     color: str,
     name: str,
+    span: Span | None = None,
 ) -> None:
     xs: list[float] = []
     ys: list[float] = []
     period_days = period_seconds / 86400
+    limit = math.inf if span is None else _day_number(span[1])
     for run in _runs(periods, period_seconds):
         xs += [_day_number(periods[i]) for i in run]
         ys += [float(values[i]) for i in run]
         # Repeat the last value at the period's end so its step has a width, then
-        # break the line: a missing period must show as a gap.
-        xs += [xs[-1] + period_days, math.nan]
+        # break the line: a missing period must show as a gap. A period still in
+        # progress ends where the window does.
+        xs += [min(xs[-1] + period_days, limit), math.nan]
         ys += [ys[-1], math.nan]
-    axes.plot(xs, ys, drawstyle="steps-post", color=color, linewidth=2.2, label=name)
+    # Above the axis line and unclipped: a series that stays at zero must show.
+    axes.plot(
+        xs,
+        ys,
+        drawstyle="steps-post",
+        color=color,
+        linewidth=2.2,
+        label=name,
+        zorder=3,
+        clip_on=False,
+    )
+
+
+def _visible_span(span: Span, periods: Sequence[datetime], period_seconds: int) -> Span:
+    """The span, or the span up to its last whole period if the next just began.
+
+    A period a few minutes old would be a sliver at the right edge whose low,
+    partial counts read as a sudden drop; it is left off the chart (its calls are
+    still in the totals) until it is half over.
+    """
+    start, end = span
+    into = int(end.timestamp()) % period_seconds
+    cut = end - timedelta(seconds=into)
+    if 0 < into < period_seconds / 2 and cut > start and periods[0] < cut:
+        return start, cut
+    return span
+
+
+def _mark_period_in_progress(axes: Axes, span: Span, period_seconds: int) -> None:
+    """Grey out the last period when the window ends inside it.
+
+    Its counts are partial, so its lower value is no drop in traffic.
+    """
+    end = span[1]
+    into = int(end.timestamp()) % period_seconds
+    if into == 0:
+        return
+    began = max(end - timedelta(seconds=into), span[0])
+    band = axes.axvspan(
+        _day_number(began),
+        _day_number(end),
+        facecolor=_IN_PROGRESS_COLOR,
+        edgecolor="none",
+        zorder=0,
+        label=IN_PROGRESS_LABEL,
+    )
+    band.set_gid(IN_PROGRESS_GID)
 
 
 def _draw_rolling_mean(
@@ -400,8 +492,9 @@ def _draw_side_panel(
 ) -> None:
     handles, labels = axes.get_legend_handles_labels()
     mean_label = f"dashed: mean of {rolling_periods} x {period_label(period_seconds)}"
+    # Inset a little: the box's padding would otherwise touch the plot's edge.
     side.text(
-        0.0,
+        0.04,
         1.0,
         format_box(totals),
         transform=side.transAxes,

@@ -55,7 +55,8 @@ def prepare_coverage(text: str, services: Services) -> Prepared:
         subject = chart_subject(report)
         if subject is not None:
             png = await coverage_png(report, subject, tz)
-            charts.append(Chart("coverage.png", f"Coverage of {subject.model_id}", png))
+            title = f"Coverage of {subject.name or subject.model_id}"
+            charts.append(Chart("coverage.png", title, png))
         return Answer(summary, body, charts, partial=bool(report.errors))
 
     return answer

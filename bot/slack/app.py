@@ -166,10 +166,14 @@ async def post_answer(
     answer: Answer,
     respond: AsyncRespond,
 ) -> None:
-    """Post in the channel and put the charts in the answer's thread."""
+    """Post in the channel, then the charts below it in the same channel.
+
+    Slash commands cannot be used in threads, so the channel is where the
+    question was asked; a chart in a thread would be hidden behind "1 reply".
+    """
     channel = body["channel_id"]
     try:
-        posted = await client.chat_postMessage(
+        await client.chat_postMessage(
             channel=channel, text=answer.text, blocks=answer.blocks
         )
     except SlackApiError as exc:
@@ -189,7 +193,6 @@ async def post_answer(
         try:
             await client.files_upload_v2(
                 channel=channel,
-                thread_ts=posted["ts"],
                 file=chart.png,
                 filename=chart.filename,
                 title=chart.title,

@@ -46,8 +46,12 @@ class CloudWatchStandin:
         self.delay_seconds = delay_seconds
         self.requests = 0
         self.actions: list[str] = []
+        # (action, started, answered) on time.monotonic's clock, for benchmarks.
+        self.timeline: list[tuple[str, float, float]] = []
         self._failures: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._holding = False
+        self._released = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -87,10 +91,22 @@ class CloudWatchStandin:
 
     def reset(self) -> None:
         """Forget every metric: moto keeps its state per process, not per server."""
+        self.release()
         httpx.post(f"{self.url}/moto-api/reset", timeout=5)
         self.requests = 0
         self.actions.clear()
+        self.timeline.clear()
         self._failures.clear()
+
+    def hold(self) -> None:
+        """Keep every API request waiting, once counted, until `release()`."""
+        self._released.clear()
+        self._holding = True
+
+    def release(self) -> None:
+        """Let held requests, and those that follow, be answered."""
+        self._holding = False
+        self._released.set()
 
     def fail_next(self, code: str, message: str, times: int = 1) -> None:
         """Answer the next `times` API requests with an AWS error (Throttling...)."""
@@ -115,21 +131,27 @@ class CloudWatchStandin:
             stored += len(batch)
         self.requests = 0
         self.actions.clear()
+        self.timeline.clear()
         return stored
 
     def _counting(self, app: WSGIApp) -> WSGIApp:
         def counted(environ: dict[str, Any], start: Callable[..., Any]) -> Any:
             if environ.get("PATH_INFO", "").startswith("/moto-api"):
                 return app(environ, start)
+            began = time.monotonic()
+            action = _action(environ)
             with self._lock:
                 self.requests += 1
-                self.actions.append(_action(environ))
+                self.actions.append(action)
                 failure = self._failures.pop(0) if self._failures else None
+            if self._holding:
+                self._released.wait(timeout=30)
             if self.delay_seconds:
                 time.sleep(self.delay_seconds)
-            if failure is not None:
-                return _error(start, *failure)
-            return app(environ, start)
+            answer = _error(start, *failure) if failure else app(environ, start)
+            with self._lock:
+                self.timeline.append((action, began, time.monotonic()))
+            return answer
 
         return counted
 

@@ -87,6 +87,9 @@ class ServedRequest:
     method: str
     query: str
     status: int | None = None
+    # On time.monotonic's clock, for benchmarks.
+    received: float = 0.0
+    answered: float = 0.0
 
 
 class TinybirdStandIn(StandIn):
@@ -228,7 +231,7 @@ class TinybirdStandIn(StandIn):
 
     def answer(self, method: str, query: str, auth: str | None) -> "_Answer":
         """What to send back for one `/v0/sql` request."""
-        served = ServedRequest(method, query)
+        served = ServedRequest(method, query, received=time.monotonic())
         with self._lock:
             self.requests.append(served)
             fault = self._faults.popleft() if self._faults else None
@@ -237,6 +240,7 @@ class TinybirdStandIn(StandIn):
             self._release.wait(pause)
 
         answer = self._answer(query, auth, fault)
+        served.answered = time.monotonic()
         served.status = answer.status
         return answer
 
