@@ -1,5 +1,6 @@
 """The watcher's state machine, without any server: transitions and their messages."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,3 +182,40 @@ def test_observe_judges_the_last_interval_apart_from_the_window() -> None:
     assert not now.opens_episode and not now.gap_now
     assert (back_then.seen, back_then.recent) == (Seen.GAP, Seen.GAP)
     assert back_then.opens_episode
+
+
+@pytest.mark.parametrize(
+    ("interval", "now", "recent"),
+    [
+        (timedelta(minutes=1), T0 + timedelta(minutes=2, seconds=30), Seen.GAP),
+        (timedelta(minutes=5), T0 + timedelta(minutes=2, seconds=30), Seen.GAP),
+        (timedelta(minutes=5), T0 + timedelta(minutes=10), Seen.COVERED),
+    ],
+    ids=["interval-shorter-than-period", "clock-off-boundary", "on-boundary"],
+)
+def test_the_last_interval_is_the_periods_it_overlaps(
+    interval: timedelta, now: datetime, recent: Seen
+) -> None:
+    """A 1-minute interval inside 5-minute periods still sees the current gap."""
+    opus = Catalog().resolve("opus")
+    start = T0 - timedelta(hours=1)
+    covered = [
+        PeriodCoverage(start + timedelta(minutes=5 * i), 10, 10) for i in range(12)
+    ]
+    # The bypass runs in the period from 12:00 only; 12:05 is clean again.
+    series = [*covered, PeriodCoverage(T0, 50, 10)]
+    if now >= T0 + timedelta(minutes=10):
+        series.append(PeriodCoverage(T0 + timedelta(minutes=5), 10, 10))
+    model = ModelCoverage(
+        model_id=opus.provider_model_ids[0],
+        spec=opus,
+        provider=Counts(180, 1_800_000, 18_000),
+        gateway=Counts(140, 1_400_000, 14_000),
+        verdict=Verdict.OK,
+        series=series,
+    )
+    policy = dataclasses.replace(POLICY, interval=interval)
+
+    observed = observe(model, [], start, policy, now=now)
+
+    assert observed.recent is recent

@@ -16,7 +16,7 @@ from bot.config import CoverageThresholds, Settings
 from bot.render import numbers
 from bot.sources.records import SourceFailure
 from bot.store import AlertStateRecord
-from bot.windows import parse_duration
+from bot.windows import choose_period, parse_duration
 
 
 class State(StrEnum):
@@ -65,6 +65,11 @@ class Policy:
             interval=timedelta(seconds=settings.watch_interval),
             window=parse_duration(settings.watch_window),
         )
+
+    @property
+    def period(self) -> timedelta:
+        """The series' period, as `/coverage` picks it for WATCH_WINDOW."""
+        return timedelta(seconds=choose_period(self.window, self.window))
 
 
 @dataclass(frozen=True)
@@ -166,8 +171,11 @@ def observe(
 
 
 def _recent(model: ModelCoverage, now: datetime, floor: float, policy: Policy) -> Seen:
-    """The last interval's periods alone: a gap while uncovered calls keep coming."""
-    points = [p for p in model.series if p.start >= now - policy.interval]
+    """The periods the last interval overlaps: a gap while uncovered calls keep
+    coming. With an interval shorter than the period, or a clock that is not on a
+    period boundary, that is the current, partial period (and the one before it)."""
+    since = now - policy.interval - policy.period
+    points = [p for p in model.series if p.start > since]
     billed = sum(p.provider for p in points)
     logged = sum(p.gateway for p in points)
     if billed == 0 or logged >= billed:
