@@ -260,6 +260,24 @@ async def test_two_watchers_on_one_postgres_database_send_one_alert(
     assert len(posts(world.slack)) == 1
 
 
+async def test_an_evaluation_that_outlasts_its_lease_posts_nothing(
+    world: World,
+) -> None:
+    """Coverage answered 11 minutes late (lease 10): the post is left to whoever
+    holds the lease by then, and that one alerts exactly once."""
+    slow = world.watcher("slow")
+    readings = iter([at(10), at(21)])
+    slow.clock = lambda: next(readings)
+    await world.advance_to(at(10))
+
+    stalled = await slow.evaluate()
+    taken = await world.step(world.watcher("next"), 25)
+
+    assert stalled == []
+    assert [p.action for p in taken or []] == [Action.ALERT]
+    assert len(posts(world.slack)) == 1
+
+
 async def test_watch_once_alerts_then_stays_quiet(world: World) -> None:
     """`usage-bot watch --once` at 12:10 alerts; run again at 12:15 it says nothing."""
     await world.advance_to(at(10))
@@ -273,6 +291,23 @@ async def test_watch_once_alerts_then_stays_quiet(world: World) -> None:
     assert (first, second) == (0, 0)
     assert [c.params["text"][:45] for c in posts(world.slack)] == [
         ":rotating_light: Coverage alert: claude-large"
+    ]
+
+
+async def test_watch_once_from_cron_also_posts_the_digest_once(world: World) -> None:
+    """DIGEST_AT 12:05: the 12:10 run alerts and posts the digest; 12:15 neither."""
+    settings = world.settings.model_copy(update={"digest_at": "12:05"})
+    await world.advance_to(at(10))
+
+    with time_machine.travel(at(10), tick=False):
+        await run_watch(settings, once=True)
+    await world.advance_to(at(15))
+    with time_machine.travel(at(15), tick=False):
+        await run_watch(settings, once=True)
+
+    assert [c.params["text"][:40] for c in posts(world.slack)] == [
+        ":rotating_light: Coverage alert: claude-",
+        "Daily digest: the last 24h",
     ]
 
 

@@ -2,9 +2,11 @@
 
 import asyncio
 import logging
+import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -35,13 +37,35 @@ async def run_watch(settings: Settings, once: bool = False) -> int:
 
     try:
         if once:
-            await watcher.evaluate()
+            # Run from cron every few minutes, --once is also what posts the digest.
+            if await watcher.evaluate() is not None:
+                await watcher.send_digest()
         else:
-            await watch_forever(watcher, settings.watch_interval)
+            await until_terminated(watch_forever(watcher, settings.watch_interval))
     finally:
         await watcher.close()
         await services.close()
     return 0
+
+
+async def until_terminated(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` until it ends or SIGTERM arrives (a dyno or a unit stopping).
+
+    Stopping this way lets the caller give the lease up, so that another process
+    takes over at its next interval instead of waiting for the lease to lapse.
+    """
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # we were cancelled ourselves (Ctrl-C), not by SIGTERM
+        log.info("watch stopped", extra={"signal": "SIGTERM"})
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def watch_forever(

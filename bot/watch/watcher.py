@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 LEASE_NAME = "watch"
 SLACK_TIMEOUT_SECONDS = 10
+MIN_LEASE = timedelta(minutes=1)
 
 
 def utc_now() -> datetime:
@@ -66,6 +67,10 @@ class Posted:
     at: datetime
     blocks: list[Block] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+
+
+class _LeaseLost(Exception):
+    """Another process took the lease while this one was evaluating."""
 
 
 @dataclass
@@ -102,8 +107,9 @@ class Watcher:
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
         # Long enough to survive one slow evaluation, short enough that another
-        # process takes over within two intervals when this one dies.
-        self.lease_ttl = timedelta(seconds=2 * settings.watch_interval)
+        # process takes over within two intervals when this one dies without
+        # giving it up; never under a minute, whatever a short interval says.
+        self.lease_ttl = max(MIN_LEASE, timedelta(seconds=2 * settings.watch_interval))
 
     async def send_digest(self) -> str | None:
         """The daily digest, when DIGEST_AT has come and it is not yet posted."""
@@ -130,15 +136,21 @@ class Watcher:
             )
             for key, item in seen.items()
         }
-        posted = await self._announce_no_data(steps, store, now)
-        for key, step in steps.items():
-            if step.action is Action.NO_DATA and step.before.message_ts is None:
-                continue
-            posted += await self._act(step, seen[key], window, store, now)
+        posted: list[Posted] = []
+        try:
+            posted += await self._announce_no_data(steps, store, now)
+            for key, step in steps.items():
+                if step.action is Action.NO_DATA and step.before.message_ts is None:
+                    continue
+                posted += await self._act(step, seen[key], window, store, now)
+        except _LeaseLost:
+            # What is left unsaid is said by the lease's new holder.
+            log.warning("watch lease lost", extra={"holder": self.holder})
 
         log.info(
             "watch evaluated",
             extra={
+                "holder": self.holder,
                 "models": len(seen),
                 "posted": [f"{p.action.value}:{p.model}" for p in posted],
                 "ms": round((time.monotonic() - started) * 1000),
@@ -301,6 +313,7 @@ class Watcher:
         thread_ts: str | None = None,
     ) -> Posted:
         text, blocks = message
+        await self._still_leading()
         answer = await self.slack.chat_postMessage(
             channel=channel or self.channel,
             text=text,
@@ -317,6 +330,15 @@ class Watcher:
             at=now,
             blocks=blocks,
         )
+
+    async def _still_leading(self) -> None:
+        """Renew the lease just before a post, so that two processes never both
+        speak: the evaluation may have outlasted the lease (a stalled source)."""
+        store = await self.services.store()
+        if not await store.renew_lease(
+            LEASE_NAME, self.holder, self.lease_ttl, self.clock()
+        ):
+            raise _LeaseLost(self.holder)
 
     async def _reply(
         self, record: AlertStateRecord, action: Action, message: Message, now: datetime
