@@ -179,6 +179,7 @@ def test_observe_judges_the_last_interval_apart_from_the_window() -> None:
     back_then = observe(model, [], start, POLICY, now=start + timedelta(minutes=40))
 
     assert (now.seen, now.recent) == (Seen.GAP, Seen.COVERED)
+    assert now.rule == "cost > $5.00"
     assert not now.opens_episode and not now.gap_now
     assert (back_then.seen, back_then.recent) == (Seen.GAP, Seen.GAP)
     assert back_then.opens_episode

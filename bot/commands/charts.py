@@ -46,14 +46,17 @@ def chart_subject(report: CoverageReport) -> ModelCoverage | None:
     return None
 
 
-def _coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> bytes:
+def _coverage_png(
+    report: CoverageReport, model: ModelCoverage, tz: str, note: str | None
+) -> bytes:
+    label = f"Verdict: {model.verdict.value}" + (f"\n{note}" if note else "")
     box = CoverageBox(
         provider_total=model.provider.invocations if model.provider else 0,
         gateway_total=model.gateway.invocations if model.gateway else 0,
         coverage=model.invocation_coverage,
         uncovered=model.uncovered.invocations,
         uncovered_cost_usd=model.uncovered_cost_usd,
-        label=f"Verdict: {model.verdict.value}",
+        label=label,
     )
     return coverage_chart(
         title=f"{model.name or model.model_id} · last {report.window.label}"
@@ -67,6 +70,9 @@ def _coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> byte
     )
 
 
-async def coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> bytes:
+async def coverage_png(
+    report: CoverageReport, model: ModelCoverage, tz: str, note: str | None = None
+) -> bytes:
+    """The coverage chart; `note` adds a line under the verdict (the watch's rule)."""
     async with _DRAWING:
-        return await asyncio.to_thread(_coverage_png, report, model, tz)
+        return await asyncio.to_thread(_coverage_png, report, model, tz, note)

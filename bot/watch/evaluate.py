@@ -85,6 +85,8 @@ class Observation:
     # What the last check interval alone shows: an episode is over when the new
     # calls are covered again, not when the attack has left the rolling window.
     recent: Seen | None = None
+    # The rule a gap broke, short enough for the chart's box.
+    rule: str | None = None
 
     @property
     def gap_now(self) -> bool:
@@ -146,15 +148,15 @@ def observe(
     share = model.invocation_coverage
     floor = coverage_floor(model.spec, policy.thresholds)
     cost = model.uncovered_cost_usd
-    seen, reason = Seen.COVERED, "covered"
+    seen, reason, rule = Seen.COVERED, "covered", None
     if share is not None and share < floor:
-        seen = Seen.GAP
+        seen, rule = Seen.GAP, f"coverage < {numbers.share(floor)}"
         reason = (
             f"invocation coverage {numbers.share(share)} is below "
             f"{numbers.share(floor)}"
         )
     elif cost is not None and cost > policy.cost_alert_usd:
-        seen = Seen.GAP
+        seen, rule = Seen.GAP, f"cost > {numbers.usd(policy.cost_alert_usd)}"
         reason = (
             f"uncovered cost {numbers.usd(cost)} is above "
             f"{numbers.usd(policy.cost_alert_usd)}"
@@ -167,6 +169,7 @@ def observe(
         gap_began=model.gap_began,
         uncovered_cost_usd=cost,
         recent=None if now is None else _recent(model, now, floor, policy),
+        rule=rule,
     )
 
 

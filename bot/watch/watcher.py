@@ -242,7 +242,10 @@ class Watcher:
         posted = await self._post(Action.ALERT, key, message, now)
         after = replace(step.after, channel=posted.channel, message_ts=posted.ts)
 
-        png = await coverage_png(item.report, item.model, self._tz)
+        rule = item.observation.rule
+        png = await coverage_png(
+            item.report, item.model, self._tz, f"Alert: {rule}" if rule else None
+        )
         filename = f"coverage-{key}.png"
         try:
             await self.slack.files_upload_v2(
