@@ -164,6 +164,12 @@ async def test_a_drop_that_stays_and_recovers_gives_one_alert_and_one_recovery(
     assert alert.params["channel"] == ALERTS
     assert "thread_ts" not in alert.params
     assert [thread for thread, _ in texts(world.slack)] == [None, ts, ts]
+    # By 12:25, five attacked periods of 40 calls at $0.075: $15.00; over the
+    # hour from 11:25, 120 logged of 320 billed.
+    assert texts(world.slack)[1][1] == (
+        ":hourglass: claude-large is still alerting: uncovered cost $15.00 is above "
+        "$5.00. Coverage over 1h 37.5%; uncovered cost this episode so far $15.00."
+    )
     assert texts(world.slack)[-1][1] == (
         ":white_check_mark: claude-large has recovered: coverage is back to normal. "
         "The episode cost $18.00 in uncovered calls, from Thu 03 Dec 12:00 UTC to "
@@ -368,10 +374,18 @@ async def test_the_daily_digest_is_posted_once_when_due(world: World) -> None:
             "rows"
         ]
     }
-    # From 11:00 to 12:35, nineteen 5-minute periods of 10 covered Opus calls,
-    # and the bypass's 40 calls in each of the six from 12:00 to 12:30.
-    assert rows["claude-large"][0] == f"{19 * 10 + 6 * 40:,}"
-    assert rows["claude-large"][-1] == "likely-unauthorized"
+    # From 11:00 to 12:35, nineteen 5-minute periods of 10 covered Opus calls
+    # of 1,000 and 100 tokens, and the bypass's 40 calls of 10,000 and 1,000 in
+    # each of the six from 12:00 to 12:30: 2.59M and 259k tokens at $5 and $25 a
+    # million, $19.43, of which the bypass's 240 calls are $18.00. Idle models
+    # have no row.
+    assert rows == {
+        "model": ["invocations", "input tok", "output tok", "cost", "coverage",
+                  "verdict"],
+        "claude-large": [f"{19 * 10 + 6 * 40:,}", "2.6M", "259.0k", "$19.43",
+                         "44.2%", "likely-unauthorized"],
+        "total": ["430", "2.6M", "259.0k", "$19.43", " ", "uncovered $18.00"],
+    }  # fmt: skip
 
 
 def test_a_bad_digest_time_fails_at_start_up(world: World) -> None:
