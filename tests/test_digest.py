@@ -23,7 +23,7 @@ from bot.watch.digest import digest_day, digest_time
             date(2026, 11, 1),
         ),
         ("Asia/Tokyo", datetime(2026, 12, 4, 0, 0, tzinfo=UTC), date(2026, 12, 4)),
-    ],  # fmt: skip
+    ],
     ids=[
         "berlin-winter-before",
         "berlin-winter-09:00-is-08:00-utc",
