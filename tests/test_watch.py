@@ -214,7 +214,8 @@ async def test_the_alert_names_figures_suspects_and_offers_the_rotation(
 async def test_a_source_failing_mid_episode_is_no_data_once_and_no_false_recovery(
     world: World,
 ) -> None:
-    """CloudWatch down as the gap leaves the window: recovery waits for real data."""
+    """CloudWatch down as the gap leaves the window: recovery waits for real data,
+    and the models outside the episode are told back once, together."""
     watcher = world.watcher("one")
     await world.step(watcher, 5)
     await world.step(watcher, 10)
@@ -227,7 +228,7 @@ async def test_a_source_failing_mid_episode_is_no_data_once_and_no_false_recover
             "AccessDeniedException", "User is not authorized", times=2
         )
         sent += await watcher.evaluate() or []
-    quiet = await world.step(watcher, 95)
+    back = await world.step(watcher, 95)
     recovered = await world.step(watcher, 100)
 
     assert [(p.action, p.model, p.thread_ts is not None) for p in sent] == [
@@ -240,11 +241,17 @@ async def test_a_source_failing_mid_episode_is_no_data_once_and_no_false_recover
         ":grey_question: Watch has no data for claude-large.\n• *claude-large*: a "
         "source failed (cloudwatch: AccessDeniedException: User is not authorized)"
     )
-    assert quiet == []
+    # The other models were only waiting for data; claude-large, in its episode,
+    # needs two clean checks, so 95 is its first and 100 its recovery.
+    assert [(p.action, p.thread_ts) for p in back or []] == [(Action.DATA_BACK, None)]
+    assert (back or [])[0].text == (
+        ":white_check_mark: Watch has data again for nova-fast, nova-lite, claude, "
+        "claude-fast, chickytutor, opus-4.1: they are judged again, and not alerting."
+    )
     assert [p.action for p in recovered or []] == [Action.RECOVERY]
     assert "The episode cost $18.00" in (recovered or [])[0].text
     assert [p.params.get("thread_ts") is None for p in posts(world.slack)] == [
-        True, True, False, False,
+        True, True, False, True, False,
     ]  # fmt: skip
 
 

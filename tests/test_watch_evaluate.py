@@ -136,6 +136,22 @@ def test_no_data_then_ok_needs_the_full_streak() -> None:
     assert again.action is Action.NONE
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [seen(Seen.COVERED), seen(Seen.NO_TRAFFIC), seen(Seen.GAP, 9.0, Seen.COVERED)],
+    ids=["covered", "no-traffic", "old-gap"],
+)
+def test_data_coming_back_outside_an_episode_is_said(answer: Observation) -> None:
+    """The no-data notice is closed by one data-back notice, whatever it shows."""
+    failed = advance(NEW, seen(Seen.SOURCE_FAILED), T0, POLICY).after
+
+    back = advance(failed, answer, T0 + timedelta(minutes=5), POLICY)
+    again = advance(back.after, answer, T0 + timedelta(minutes=10), POLICY)
+
+    assert (back.action, back.after.state) == (Action.DATA_BACK, "ok")
+    assert again.action is Action.NONE
+
+
 def test_the_gap_returning_after_no_data_updates_the_thread() -> None:
     failed = advance(OPENED, seen(Seen.SOURCE_FAILED), T0, POLICY).after
 

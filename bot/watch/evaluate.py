@@ -42,6 +42,7 @@ class Action(StrEnum):
     UPDATE = "update"
     RECOVERY = "recovery"
     NO_DATA = "no-data"
+    DATA_BACK = "data-back"
 
 
 @dataclass(frozen=True)
@@ -249,17 +250,23 @@ def _from_no_data(
     record: AlertStateRecord, seen: Observation, now: datetime, policy: Policy
 ) -> Step:
     in_episode = record.episode_started_at is not None
-    if seen.seen in (Seen.SOURCE_FAILED, Seen.NO_TRAFFIC):
+    # Outside an episode this state means a source failed, so any answer, even
+    # "no traffic", is the data coming back.
+    still = seen.seen is Seen.SOURCE_FAILED or (
+        in_episode and seen.seen is Seen.NO_TRAFFIC
+    )
+    if still:
         return Step(
             Action.NONE, record, dataclasses.replace(record, reason=seen.reason)
         )
     if not in_episode:
         if seen.opens_episode:
             return Step(Action.ALERT, record, _opened(record, seen, now))
+        # The no-data notice said the model could not be judged; say it can again.
         after = dataclasses.replace(
             record, state=State.OK.value, reason=seen.reason, ok_streak=0
         )
-        return Step(Action.NONE, record, after)
+        return Step(Action.DATA_BACK, record, after)
 
     resumed = dataclasses.replace(record, state=State.ALERTING.value, ok_streak=0)
     if seen.gap_now:

@@ -139,8 +139,9 @@ class Watcher:
         posted: list[Posted] = []
         try:
             posted += await self._announce_no_data(steps, store, now)
+            posted += await self._announce_data_back(steps, store, now)
             for key, step in steps.items():
-                if step.action is Action.NO_DATA and step.before.message_ts is None:
+                if _in_channel(step):
                     continue
                 posted += await self._act(step, seen[key], window, store, now)
         except _LeaseLost:
@@ -191,19 +192,37 @@ class Watcher:
         fresh = {
             key: step
             for key, step in steps.items()
-            if step.action is Action.NO_DATA and step.before.message_ts is None
+            if step.action is Action.NO_DATA and _in_channel(step)
         }
-        if not fresh:
-            return []
         entries = [(key, step.after.reason or "") for key, step in fresh.items()]
+        message = alerts.no_data_message(entries)
+        return await self._announce(Action.NO_DATA, fresh, message, store, now)
+
+    async def _announce_data_back(
+        self, steps: dict[str, Step], store: Store, now: datetime
+    ) -> list[Posted]:
+        """Models whose no-data spell ends outside an episode also share one."""
+        back = {k: s for k, s in steps.items() if s.action is Action.DATA_BACK}
+        message = alerts.data_back_message(list(back))
+        return await self._announce(Action.DATA_BACK, back, message, store, now)
+
+    async def _announce(
+        self,
+        action: Action,
+        steps: dict[str, Step],
+        message: Message,
+        store: Store,
+        now: datetime,
+    ) -> list[Posted]:
+        if not steps:
+            return []
         try:
-            posted = await self._post(
-                Action.NO_DATA, ", ".join(fresh), alerts.no_data_message(entries), now
-            )
+            posted = await self._post(action, ", ".join(steps), message, now)
         except (SlackApiError, SlackClientError) as exc:
+            # Unsaved, the change is announced at the next evaluation.
             log.warning("watch post failed", extra={"error": str(exc)})
             return []
-        for step in fresh.values():
+        for step in steps.values():
             await self._save(store, step.after)
         return [posted]
 
@@ -361,3 +380,10 @@ class Watcher:
     @property
     def _tz(self) -> str:
         return self.services.settings.timezone
+
+
+def _in_channel(step: Step) -> bool:
+    """Announced in the channel with other models, not in an alert's thread."""
+    if step.action is Action.DATA_BACK:
+        return True
+    return step.action is Action.NO_DATA and step.before.message_ts is None
