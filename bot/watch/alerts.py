@@ -141,12 +141,10 @@ def no_data_message(entries: list[tuple[str, str]]) -> Message:
 
 def data_back_message(keys: list[str]) -> Message:
     """The end of a no-data spell outside any episode: judged again, not alerting."""
+    subject = "it is" if len(keys) == 1 else "they are"
     text = (
-        ":white_check_mark: Watch has data again for "
-        + ", ".join(keys)
-        + ": "
-        + ("it is" if len(keys) == 1 else "they are")
-        + " judged again, and not alerting."
+        f":white_check_mark: Watch has data again for {', '.join(keys)}: "
+        f"{subject} judged again, and not alerting."
     )
     return text, [section(text)]
 
