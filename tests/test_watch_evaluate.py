@@ -236,3 +236,52 @@ def test_the_last_interval_is_the_periods_it_overlaps(
     observed = observe(model, [], start, policy, now=now)
 
     assert observed.recent is recent
+
+
+@pytest.mark.parametrize(
+    ("name", "billed", "logged", "reason", "rule"),
+    [
+        (
+            "claude-large",
+            500,
+            100,
+            "invocation coverage 20.0% is below 25.0%",
+            "coverage < 25.0%",
+        ),
+        (
+            "chickytutor",
+            500,
+            200,
+            "invocation coverage 40.0% is below 50.0%",
+            "coverage < 50.0%",
+        ),
+        (
+            "claude-large",
+            500,
+            200,
+            "uncovered cost $22.50 is above $5.00",
+            "cost > $5.00",
+        ),
+        ("chickytutor", 500, 400, "covered", None),
+    ],
+    ids=["under-baseline-floor", "under-threshold", "cost-above-limit", "covered"],
+)
+def test_observe_names_the_rule_a_gap_breaks(
+    name: str, billed: int, logged: int, reason: str, rule: str | None
+) -> None:
+    """Coverage under the model's floor first, else the window's uncovered cost."""
+    spec = Catalog().resolve(name)
+    # 10,000 input and 1,000 output tokens a call: $0.075 a call for claude-large,
+    # so 300 uncovered calls cost $22.50; 100 of chickytutor's cost $1.20.
+    model = ModelCoverage(
+        model_id=spec.provider_model_ids[0],
+        spec=spec,
+        provider=Counts(billed, billed * 10_000, billed * 1_000),
+        gateway=Counts(logged, logged * 10_000, logged * 1_000),
+        verdict=Verdict.OK,
+    )
+
+    observed = observe(model, [], T0 - timedelta(hours=1), POLICY)
+
+    assert (observed.reason, observed.rule) == (reason, rule)
+    assert observed.seen is (Seen.COVERED if rule is None else Seen.GAP)
