@@ -164,6 +164,12 @@ async def test_a_drop_that_stays_and_recovers_gives_one_alert_and_one_recovery(
     assert alert.params["channel"] == ALERTS
     assert "thread_ts" not in alert.params
     assert [thread for thread, _ in texts(world.slack)] == [None, ts, ts]
+    # By 12:25, five attacked periods of 40 calls at $0.075: $15.00; over the
+    # hour from 11:25, 120 logged of 320 billed.
+    assert texts(world.slack)[1][1] == (
+        ":hourglass: claude-large is still alerting: uncovered cost $15.00 is above "
+        "$5.00. Coverage over 1h 37.5%; uncovered cost this episode so far $15.00."
+    )
     assert texts(world.slack)[-1][1] == (
         ":white_check_mark: claude-large has recovered: coverage is back to normal. "
         "The episode cost $18.00 in uncovered calls, from Thu 03 Dec 12:00 UTC to "
@@ -208,7 +214,8 @@ async def test_the_alert_names_figures_suspects_and_offers_the_rotation(
 async def test_a_source_failing_mid_episode_is_no_data_once_and_no_false_recovery(
     world: World,
 ) -> None:
-    """CloudWatch down as the gap leaves the window: recovery waits for real data."""
+    """CloudWatch down as the gap leaves the window: recovery waits for real data,
+    and the models outside the episode are told back once, together."""
     watcher = world.watcher("one")
     await world.step(watcher, 5)
     await world.step(watcher, 10)
@@ -221,7 +228,7 @@ async def test_a_source_failing_mid_episode_is_no_data_once_and_no_false_recover
             "AccessDeniedException", "User is not authorized", times=2
         )
         sent += await watcher.evaluate() or []
-    quiet = await world.step(watcher, 95)
+    back = await world.step(watcher, 95)
     recovered = await world.step(watcher, 100)
 
     assert [(p.action, p.model, p.thread_ts is not None) for p in sent] == [
@@ -234,11 +241,17 @@ async def test_a_source_failing_mid_episode_is_no_data_once_and_no_false_recover
         ":grey_question: Watch has no data for claude-large.\n• *claude-large*: a "
         "source failed (cloudwatch: AccessDeniedException: User is not authorized)"
     )
-    assert quiet == []
+    # The other models were only waiting for data; claude-large, in its episode,
+    # needs two clean checks, so 95 is its first and 100 its recovery.
+    assert [(p.action, p.thread_ts) for p in back or []] == [(Action.DATA_BACK, None)]
+    assert (back or [])[0].text == (
+        ":white_check_mark: Watch has data again for nova-fast, nova-lite, claude, "
+        "claude-fast, chickytutor, opus-4.1: they are judged again, and not alerting."
+    )
     assert [p.action for p in recovered or []] == [Action.RECOVERY]
     assert "The episode cost $18.00" in (recovered or [])[0].text
     assert [p.params.get("thread_ts") is None for p in posts(world.slack)] == [
-        True, True, False, False,
+        True, True, False, True, False,
     ]  # fmt: skip
 
 
@@ -260,6 +273,24 @@ async def test_two_watchers_on_one_postgres_database_send_one_alert(
     assert len(posts(world.slack)) == 1
 
 
+async def test_an_evaluation_that_outlasts_its_lease_posts_nothing(
+    world: World,
+) -> None:
+    """Coverage answered 11 minutes late (lease 10): the post is left to whoever
+    holds the lease by then, and that one alerts exactly once."""
+    slow = world.watcher("slow")
+    readings = iter([at(10), at(21)])
+    slow.clock = lambda: next(readings)
+    await world.advance_to(at(10))
+
+    stalled = await slow.evaluate()
+    taken = await world.step(world.watcher("next"), 25)
+
+    assert stalled == []
+    assert [p.action for p in taken or []] == [Action.ALERT]
+    assert len(posts(world.slack)) == 1
+
+
 async def test_watch_once_alerts_then_stays_quiet(world: World) -> None:
     """`usage-bot watch --once` at 12:10 alerts; run again at 12:15 it says nothing."""
     await world.advance_to(at(10))
@@ -273,6 +304,23 @@ async def test_watch_once_alerts_then_stays_quiet(world: World) -> None:
     assert (first, second) == (0, 0)
     assert [c.params["text"][:45] for c in posts(world.slack)] == [
         ":rotating_light: Coverage alert: claude-large"
+    ]
+
+
+async def test_watch_once_from_cron_also_posts_the_digest_once(world: World) -> None:
+    """DIGEST_AT 12:05: the 12:10 run alerts and posts the digest; 12:15 neither."""
+    settings = world.settings.model_copy(update={"digest_at": "12:05"})
+    await world.advance_to(at(10))
+
+    with time_machine.travel(at(10), tick=False):
+        await run_watch(settings, once=True)
+    await world.advance_to(at(15))
+    with time_machine.travel(at(15), tick=False):
+        await run_watch(settings, once=True)
+
+    assert [c.params["text"][:40] for c in posts(world.slack)] == [
+        ":rotating_light: Coverage alert: claude-",
+        "Daily digest: the last 24h",
     ]
 
 
@@ -333,10 +381,18 @@ async def test_the_daily_digest_is_posted_once_when_due(world: World) -> None:
             "rows"
         ]
     }
-    # From 11:00 to 12:35, nineteen 5-minute periods of 10 covered Opus calls,
-    # and the bypass's 40 calls in each of the six from 12:00 to 12:30.
-    assert rows["claude-large"][0] == f"{19 * 10 + 6 * 40:,}"
-    assert rows["claude-large"][-1] == "likely-unauthorized"
+    # From 11:00 to 12:35, nineteen 5-minute periods of 10 covered Opus calls
+    # of 1,000 and 100 tokens, and the bypass's 40 calls of 10,000 and 1,000 in
+    # each of the six from 12:00 to 12:30: 2.59M and 259k tokens at $5 and $25 a
+    # million, $19.43, of which the bypass's 240 calls are $18.00. Idle models
+    # have no row.
+    assert rows == {
+        "model": ["invocations", "input tok", "output tok", "cost", "coverage",
+                  "verdict"],
+        "claude-large": [f"{19 * 10 + 6 * 40:,}", "2.6M", "259.0k", "$19.43",
+                         "44.2%", "likely-unauthorized"],
+        "total": ["430", "2.6M", "259.0k", "$19.43", " ", "uncovered $18.00"],
+    }  # fmt: skip
 
 
 def test_a_bad_digest_time_fails_at_start_up(world: World) -> None:

@@ -1,5 +1,6 @@
 """The watcher's state machine, without any server: transitions and their messages."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -135,6 +136,22 @@ def test_no_data_then_ok_needs_the_full_streak() -> None:
     assert again.action is Action.NONE
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [seen(Seen.COVERED), seen(Seen.NO_TRAFFIC), seen(Seen.GAP, 9.0, Seen.COVERED)],
+    ids=["covered", "no-traffic", "old-gap"],
+)
+def test_data_coming_back_outside_an_episode_is_said(answer: Observation) -> None:
+    """The no-data notice is closed by one data-back notice, whatever it shows."""
+    failed = advance(NEW, seen(Seen.SOURCE_FAILED), T0, POLICY).after
+
+    back = advance(failed, answer, T0 + timedelta(minutes=5), POLICY)
+    again = advance(back.after, answer, T0 + timedelta(minutes=10), POLICY)
+
+    assert (back.action, back.after.state) == (Action.DATA_BACK, "ok")
+    assert again.action is Action.NONE
+
+
 def test_the_gap_returning_after_no_data_updates_the_thread() -> None:
     failed = advance(OPENED, seen(Seen.SOURCE_FAILED), T0, POLICY).after
 
@@ -178,6 +195,93 @@ def test_observe_judges_the_last_interval_apart_from_the_window() -> None:
     back_then = observe(model, [], start, POLICY, now=start + timedelta(minutes=40))
 
     assert (now.seen, now.recent) == (Seen.GAP, Seen.COVERED)
+    assert now.rule == "cost > $5.00"
     assert not now.opens_episode and not now.gap_now
     assert (back_then.seen, back_then.recent) == (Seen.GAP, Seen.GAP)
     assert back_then.opens_episode
+
+
+@pytest.mark.parametrize(
+    ("interval", "now", "recent"),
+    [
+        (timedelta(minutes=1), T0 + timedelta(minutes=2, seconds=30), Seen.GAP),
+        (timedelta(minutes=5), T0 + timedelta(minutes=2, seconds=30), Seen.GAP),
+        (timedelta(minutes=5), T0 + timedelta(minutes=10), Seen.COVERED),
+    ],
+    ids=["interval-shorter-than-period", "clock-off-boundary", "on-boundary"],
+)
+def test_the_last_interval_is_the_periods_it_overlaps(
+    interval: timedelta, now: datetime, recent: Seen
+) -> None:
+    """A 1-minute interval inside 5-minute periods still sees the current gap."""
+    opus = Catalog().resolve("opus")
+    start = T0 - timedelta(hours=1)
+    covered = [
+        PeriodCoverage(start + timedelta(minutes=5 * i), 10, 10) for i in range(12)
+    ]
+    # The bypass runs in the period from 12:00 only; 12:05 is clean again.
+    series = [*covered, PeriodCoverage(T0, 50, 10)]
+    if now >= T0 + timedelta(minutes=10):
+        series.append(PeriodCoverage(T0 + timedelta(minutes=5), 10, 10))
+    model = ModelCoverage(
+        model_id=opus.provider_model_ids[0],
+        spec=opus,
+        provider=Counts(180, 1_800_000, 18_000),
+        gateway=Counts(140, 1_400_000, 14_000),
+        verdict=Verdict.OK,
+        series=series,
+    )
+    policy = dataclasses.replace(POLICY, interval=interval)
+
+    observed = observe(model, [], start, policy, now=now)
+
+    assert observed.recent is recent
+
+
+@pytest.mark.parametrize(
+    ("name", "billed", "logged", "reason", "rule"),
+    [
+        (
+            "claude-large",
+            500,
+            100,
+            "invocation coverage 20.0% is below 25.0%",
+            "coverage < 25.0%",
+        ),
+        (
+            "chickytutor",
+            500,
+            200,
+            "invocation coverage 40.0% is below 50.0%",
+            "coverage < 50.0%",
+        ),
+        (
+            "claude-large",
+            500,
+            200,
+            "uncovered cost $22.50 is above $5.00",
+            "cost > $5.00",
+        ),
+        ("chickytutor", 500, 400, "covered", None),
+    ],
+    ids=["under-baseline-floor", "under-threshold", "cost-above-limit", "covered"],
+)
+def test_observe_names_the_rule_a_gap_breaks(
+    name: str, billed: int, logged: int, reason: str, rule: str | None
+) -> None:
+    """Coverage under the model's floor first, else the window's uncovered cost."""
+    spec = Catalog().resolve(name)
+    # 10,000 input and 1,000 output tokens a call: $0.075 a call for claude-large,
+    # so 300 uncovered calls cost $22.50; 100 of chickytutor's cost $1.20.
+    model = ModelCoverage(
+        model_id=spec.provider_model_ids[0],
+        spec=spec,
+        provider=Counts(billed, billed * 10_000, billed * 1_000),
+        gateway=Counts(logged, logged * 10_000, logged * 1_000),
+        verdict=Verdict.OK,
+    )
+
+    observed = observe(model, [], T0 - timedelta(hours=1), POLICY)
+
+    assert (observed.reason, observed.rule) == (reason, rule)
+    assert observed.seen is (Seen.COVERED if rule is None else Seen.GAP)

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.config import Settings
 from bot.render.blocks import local_time
@@ -133,7 +134,10 @@ async def run_watch_demo(args: argparse.Namespace, settings: Settings) -> int:
     async with Stack(now=start, scenario=scenario) as stack:
         standin = None if real_slack else SlackApiStandIn(token=STANDIN_TOKEN).start()
         try:
-            return await _run(settings, stack, standin, start)
+            status = await _run(settings, stack, standin, start)
+            if standin is not None:
+                await _show_recorded(standin, args.out)
+            return status
         finally:
             if standin is not None:
                 standin.stop()
@@ -188,6 +192,33 @@ async def _run(
     print(f"\nDetection delay (first uncovered call to alert): {shown}")
     print(f"Messages posted: {len(run.posted)}")
     return 0 if delay is not None else 1
+
+
+async def _show_recorded(standin: SlackApiStandIn, out: Path) -> None:
+    """Everything the Slack stand-in received, and the uploaded charts on disk."""
+    messages = standin.calls_to("chat.postMessage")
+    uploads = [u for u in standin.uploads.values() if u.completed and u.content]
+    print(
+        f"\nThe Slack stand-in recorded {_many(len(messages), 'message')} and "
+        f"{_many(len(uploads), 'file')}:"
+    )
+    for call in messages:
+        where = (
+            f"thread {call.params['thread_ts']}"
+            if "thread_ts" in call.params
+            else ("channel")
+        )
+        print(f"  {call.params['channel']} {where}: {call.params['text']}")
+    if uploads:
+        await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    for upload in uploads:
+        path = out / f"watch-{upload.filename}"
+        await asyncio.to_thread(path.write_bytes, upload.content or b"")
+        print(f"  file in thread {upload.thread_ts}: {upload.title}, written to {path}")
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _print_step(at: datetime, posted: list[Posted], tz: str) -> None:

@@ -110,15 +110,16 @@ def chart_subject(report: CoverageReport) -> ModelCoverage | None:
 
 
 def _coverage_arguments(
-    report: CoverageReport, model: ModelCoverage, tz: str
+    report: CoverageReport, model: ModelCoverage, tz: str, note: str | None
 ) -> dict[str, Any]:
+    label = f"Verdict: {model.verdict.value}" + (f"\n{note}" if note else "")
     box = CoverageBox(
         provider_total=model.provider.invocations if model.provider else 0,
         gateway_total=model.gateway.invocations if model.gateway else 0,
         coverage=model.invocation_coverage,
         uncovered=model.uncovered.invocations,
         uncovered_cost_usd=model.uncovered_cost_usd,
-        label=f"Verdict: {model.verdict.value}",
+        label=label,
     )
     return {
         "title": f"{model.name or model.model_id} · last {report.window.label}"
@@ -133,6 +134,12 @@ def _coverage_arguments(
     }
 
 
-async def coverage_png(report: CoverageReport, model: ModelCoverage, tz: str) -> bytes:
-    """Provider against gateway with the gap shaded, drawn off the event loop."""
-    return await _draw(coverage_chart, **_coverage_arguments(report, model, tz))
+async def coverage_png(
+    report: CoverageReport, model: ModelCoverage, tz: str, note: str | None = None
+) -> bytes:
+    """Provider against gateway with the gap shaded, drawn off the event loop.
+
+    `note` adds a line under the verdict: the watcher's rule, when it alerts on cost.
+    """
+    arguments = _coverage_arguments(report, model, tz, note)
+    return await _draw(coverage_chart, **arguments)

@@ -139,5 +139,15 @@ def no_data_message(entries: list[tuple[str, str]]) -> Message:
     return text, [section(f"{text}.\n" + "\n".join(lines))]
 
 
+def data_back_message(keys: list[str]) -> Message:
+    """The end of a no-data spell outside any episode: judged again, not alerting."""
+    subject = "it is" if len(keys) == 1 else "they are"
+    text = (
+        f":white_check_mark: Watch has data again for {', '.join(keys)}: "
+        f"{subject} judged again, and not alerting."
+    )
+    return text, [section(text)]
+
+
 def _when(moment: datetime | None, tz: str) -> str:
     return local_time(moment, tz) if moment is not None else "unknown"

@@ -49,7 +49,8 @@ def digest_table(usage: UsageReport, coverage: CoverageReport) -> Table:
     rows = []
     for row in usage.rows:
         model = judged.get(row.model_id)
-        if not row.counts.invocations and not (model and model.gateway):
+        logged = model.gateway.invocations if model and model.gateway else 0
+        if not row.counts.invocations and not logged:
             continue
         rows.append(
             [

@@ -16,7 +16,7 @@ from bot.config import CoverageThresholds, Settings
 from bot.render import numbers
 from bot.sources.records import SourceFailure
 from bot.store import AlertStateRecord
-from bot.windows import parse_duration
+from bot.windows import choose_period, parse_duration
 
 
 class State(StrEnum):
@@ -42,6 +42,7 @@ class Action(StrEnum):
     UPDATE = "update"
     RECOVERY = "recovery"
     NO_DATA = "no-data"
+    DATA_BACK = "data-back"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class Policy:
             window=parse_duration(settings.watch_window),
         )
 
+    @property
+    def period(self) -> timedelta:
+        """The series' period, as `/coverage` picks it for WATCH_WINDOW."""
+        return timedelta(seconds=choose_period(self.window, self.window))
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -80,6 +86,8 @@ class Observation:
     # What the last check interval alone shows: an episode is over when the new
     # calls are covered again, not when the attack has left the rolling window.
     recent: Seen | None = None
+    # The rule a gap broke, short enough for the chart's box.
+    rule: str | None = None
 
     @property
     def gap_now(self) -> bool:
@@ -141,15 +149,15 @@ def observe(
     share = model.invocation_coverage
     floor = coverage_floor(model.spec, policy.thresholds)
     cost = model.uncovered_cost_usd
-    seen, reason = Seen.COVERED, "covered"
+    seen, reason, rule = Seen.COVERED, "covered", None
     if share is not None and share < floor:
-        seen = Seen.GAP
+        seen, rule = Seen.GAP, f"coverage < {numbers.share(floor)}"
         reason = (
             f"invocation coverage {numbers.share(share)} is below "
             f"{numbers.share(floor)}"
         )
     elif cost is not None and cost > policy.cost_alert_usd:
-        seen = Seen.GAP
+        seen, rule = Seen.GAP, f"cost > {numbers.usd(policy.cost_alert_usd)}"
         reason = (
             f"uncovered cost {numbers.usd(cost)} is above "
             f"{numbers.usd(policy.cost_alert_usd)}"
@@ -162,12 +170,16 @@ def observe(
         gap_began=model.gap_began,
         uncovered_cost_usd=cost,
         recent=None if now is None else _recent(model, now, floor, policy),
+        rule=rule,
     )
 
 
 def _recent(model: ModelCoverage, now: datetime, floor: float, policy: Policy) -> Seen:
-    """The last interval's periods alone: a gap while uncovered calls keep coming."""
-    points = [p for p in model.series if p.start >= now - policy.interval]
+    """The periods the last interval overlaps: a gap while uncovered calls keep
+    coming. With an interval shorter than the period, or a clock that is not on a
+    period boundary, that is the current, partial period (and the one before it)."""
+    since = now - policy.interval - policy.period
+    points = [p for p in model.series if p.start > since]
     billed = sum(p.provider for p in points)
     logged = sum(p.gateway for p in points)
     if billed == 0 or logged >= billed:
@@ -238,17 +250,23 @@ def _from_no_data(
     record: AlertStateRecord, seen: Observation, now: datetime, policy: Policy
 ) -> Step:
     in_episode = record.episode_started_at is not None
-    if seen.seen in (Seen.SOURCE_FAILED, Seen.NO_TRAFFIC):
+    # Outside an episode this state means a source failed, so any answer, even
+    # "no traffic", is the data coming back.
+    still = seen.seen is Seen.SOURCE_FAILED or (
+        in_episode and seen.seen is Seen.NO_TRAFFIC
+    )
+    if still:
         return Step(
             Action.NONE, record, dataclasses.replace(record, reason=seen.reason)
         )
     if not in_episode:
         if seen.opens_episode:
             return Step(Action.ALERT, record, _opened(record, seen, now))
+        # The no-data notice said the model could not be judged; say it can again.
         after = dataclasses.replace(
             record, state=State.OK.value, reason=seen.reason, ok_streak=0
         )
-        return Step(Action.NONE, record, after)
+        return Step(Action.DATA_BACK, record, after)
 
     resumed = dataclasses.replace(record, state=State.ALERTING.value, ok_streak=0)
     if seen.gap_now:

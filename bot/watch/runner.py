@@ -1,10 +1,11 @@
 """Running the watcher: once, on a schedule as its own process, or inside `serve`."""
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -14,8 +15,6 @@ from bot.services import Services, build_services
 from bot.watch.watcher import Watcher, slack_client
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 async def run_watch(settings: Settings, once: bool = False) -> int:
@@ -35,24 +34,41 @@ async def run_watch(settings: Settings, once: bool = False) -> int:
 
     try:
         if once:
-            await watcher.evaluate()
+            # Cron runs --once every few minutes, so --once also posts the digest.
+            if await watcher.evaluate() is not None:
+                await watcher.send_digest()
         else:
-            await watch_forever(watcher, settings.watch_interval)
+            await until_terminated(watcher, settings.watch_interval)
     finally:
         await watcher.close()
         await services.close()
     return 0
 
 
+async def until_terminated(watcher: Watcher, interval: float) -> None:
+    """Watch until SIGTERM arrives (a dyno or a unit stopping).
+
+    The evaluation under way is let finish, so that no post is left unsaved, and
+    the caller then gives the lease up: another process takes over at its next
+    interval instead of waiting for the lease to lapse.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await watch_forever(watcher, interval, stop)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    log.info("watch stopped", extra={"signal": "SIGTERM"})
+
+
 async def watch_forever(
-    watcher: Watcher,
-    interval: float,
-    sleep: Sleep = asyncio.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
+    watcher: Watcher, interval: float, stop: asyncio.Event | None = None
 ) -> None:
-    """Evaluate, then wait out the rest of the interval, until cancelled."""
-    while True:
-        started = monotonic()
+    """Evaluate, then wait out the rest of the interval, until stopped or cancelled."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        started = time.monotonic()
         try:
             if await watcher.evaluate() is not None:
                 await watcher.send_digest()
@@ -60,7 +76,9 @@ async def watch_forever(
             # One failed evaluation (a database restart, a bug on odd data) must
             # not end the watch; the next interval tries again.
             log.exception("watch evaluation failed")
-        await sleep(max(0.0, interval - (monotonic() - started)))
+        rest = max(0.0, interval - (time.monotonic() - started))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rest)
 
 
 def start_in_background(

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 LEASE_NAME = "watch"
 SLACK_TIMEOUT_SECONDS = 10
+MIN_LEASE = timedelta(minutes=1)
 
 
 def utc_now() -> datetime:
@@ -66,6 +67,10 @@ class Posted:
     at: datetime
     blocks: list[Block] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+
+
+class _LeaseLost(Exception):
+    """Another process took the lease while this one was evaluating."""
 
 
 @dataclass
@@ -102,8 +107,9 @@ class Watcher:
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
         # Long enough to survive one slow evaluation, short enough that another
-        # process takes over within two intervals when this one dies.
-        self.lease_ttl = timedelta(seconds=2 * settings.watch_interval)
+        # process takes over within two intervals when this one dies without
+        # giving it up; never under a minute, whatever a short interval says.
+        self.lease_ttl = max(MIN_LEASE, timedelta(seconds=2 * settings.watch_interval))
 
     async def send_digest(self) -> str | None:
         """The daily digest, when DIGEST_AT has come and it is not yet posted."""
@@ -130,15 +136,22 @@ class Watcher:
             )
             for key, item in seen.items()
         }
-        posted = await self._announce_no_data(steps, store, now)
-        for key, step in steps.items():
-            if step.action is Action.NO_DATA and step.before.message_ts is None:
-                continue
-            posted += await self._act(step, seen[key], window, store, now)
+        posted: list[Posted] = []
+        try:
+            posted += await self._announce_no_data(steps, store, now)
+            posted += await self._announce_data_back(steps, store, now)
+            for key, step in steps.items():
+                if _in_channel(step):
+                    continue
+                posted += await self._act(step, seen[key], window, store, now)
+        except _LeaseLost:
+            # What is left unsaid is said by the lease's new holder.
+            log.warning("watch lease lost", extra={"holder": self.holder})
 
         log.info(
             "watch evaluated",
             extra={
+                "holder": self.holder,
                 "models": len(seen),
                 "posted": [f"{p.action.value}:{p.model}" for p in posted],
                 "ms": round((time.monotonic() - started) * 1000),
@@ -179,19 +192,37 @@ class Watcher:
         fresh = {
             key: step
             for key, step in steps.items()
-            if step.action is Action.NO_DATA and step.before.message_ts is None
+            if step.action is Action.NO_DATA and _in_channel(step)
         }
-        if not fresh:
-            return []
         entries = [(key, step.after.reason or "") for key, step in fresh.items()]
+        message = alerts.no_data_message(entries)
+        return await self._announce(Action.NO_DATA, fresh, message, store, now)
+
+    async def _announce_data_back(
+        self, steps: dict[str, Step], store: Store, now: datetime
+    ) -> list[Posted]:
+        """Models whose no-data spell ends outside an episode also share one."""
+        back = {k: s for k, s in steps.items() if s.action is Action.DATA_BACK}
+        message = alerts.data_back_message(list(back))
+        return await self._announce(Action.DATA_BACK, back, message, store, now)
+
+    async def _announce(
+        self,
+        action: Action,
+        steps: dict[str, Step],
+        message: Message,
+        store: Store,
+        now: datetime,
+    ) -> list[Posted]:
+        if not steps:
+            return []
         try:
-            posted = await self._post(
-                Action.NO_DATA, ", ".join(fresh), alerts.no_data_message(entries), now
-            )
+            posted = await self._post(action, ", ".join(steps), message, now)
         except (SlackApiError, SlackClientError) as exc:
+            # Unsaved, the change is announced at the next evaluation.
             log.warning("watch post failed", extra={"error": str(exc)})
             return []
-        for step in fresh.values():
+        for step in steps.values():
             await self._save(store, step.after)
         return [posted]
 
@@ -230,7 +261,10 @@ class Watcher:
         posted = await self._post(Action.ALERT, key, message, now)
         after = replace(step.after, channel=posted.channel, message_ts=posted.ts)
 
-        png = await coverage_png(item.report, item.model, self._tz)
+        rule = item.observation.rule
+        png = await coverage_png(
+            item.report, item.model, self._tz, f"Alert: {rule}" if rule else None
+        )
         filename = f"coverage-{key}.png"
         try:
             await self.slack.files_upload_v2(
@@ -301,6 +335,7 @@ class Watcher:
         thread_ts: str | None = None,
     ) -> Posted:
         text, blocks = message
+        await self._still_leading()
         answer = await self.slack.chat_postMessage(
             channel=channel or self.channel,
             text=text,
@@ -317,6 +352,15 @@ class Watcher:
             at=now,
             blocks=blocks,
         )
+
+    async def _still_leading(self) -> None:
+        """Renew the lease just before a post, so that two processes never both
+        speak: the evaluation may have outlasted the lease (a stalled source)."""
+        store = await self.services.store()
+        if not await store.renew_lease(
+            LEASE_NAME, self.holder, self.lease_ttl, self.clock()
+        ):
+            raise _LeaseLost(self.holder)
 
     async def _reply(
         self, record: AlertStateRecord, action: Action, message: Message, now: datetime
@@ -336,3 +380,10 @@ class Watcher:
     @property
     def _tz(self) -> str:
         return self.services.settings.timezone
+
+
+def _in_channel(step: Step) -> bool:
+    """Announced in the channel with other models, not in an alert's thread."""
+    if step.action is Action.DATA_BACK:
+        return True
+    return step.action is Action.NO_DATA and step.before.message_ts is None
