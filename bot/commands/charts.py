@@ -5,6 +5,10 @@ thread of the server, that starves the event loop: when 50 commands arrived at
 once, their acks waited behind the charts of the first ones. The server therefore
 draws in worker processes (`draw_in_processes`); a terminal, which draws a chart
 or two and nothing else, draws in a thread and saves the processes' start-up.
+
+`bot.render.plots` is imported where a chart is drawn, not at the top: matplotlib
+takes most of a second to import, which every terminal command, even one refused
+for bad input, would otherwise pay.
 """
 
 import asyncio
@@ -22,7 +26,6 @@ from typing import Any
 
 from bot.analysis.coverage import CoverageReport, ModelCoverage, Verdict
 from bot.analysis.usage import UsageReport
-from bot.render.plots import CoverageBox, coverage_chart, usage_chart
 
 DRAWING_PROCESSES = 2
 # Threads draw a few charts at a time, which leaves the loop some of the GIL.
@@ -98,7 +101,9 @@ def _usage_arguments(report: UsageReport, tz: str) -> dict[str, Any]:
 
 async def usage_png(report: UsageReport, tz: str) -> bytes:
     """The bar chart of invocations per period, drawn off the event loop."""
-    return await _draw(usage_chart, **_usage_arguments(report, tz))
+    from bot.render import plots
+
+    return await _draw(plots.usage_chart, **_usage_arguments(report, tz))
 
 
 def chart_subject(report: CoverageReport) -> ModelCoverage | None:
@@ -113,7 +118,9 @@ def _coverage_arguments(
     report: CoverageReport, model: ModelCoverage, tz: str, note: str | None
 ) -> dict[str, Any]:
     label = f"Verdict: {model.verdict.value}" + (f"\n{note}" if note else "")
-    box = CoverageBox(
+    from bot.render import plots
+
+    box = plots.CoverageBox(
         provider_total=model.provider.invocations if model.provider else 0,
         gateway_total=model.gateway.invocations if model.gateway else 0,
         coverage=model.invocation_coverage,
@@ -142,4 +149,6 @@ async def coverage_png(
     `note` adds a line under the verdict: the watcher's rule, when it alerts on cost.
     """
     arguments = _coverage_arguments(report, model, tz, note)
-    return await _draw(coverage_chart, **arguments)
+    from bot.render import plots
+
+    return await _draw(plots.coverage_chart, **arguments)
