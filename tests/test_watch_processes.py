@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from bot.standins.slack_api import SlackApiStandIn
 from bot.standins.ssh import SshStandin
 from bot.standins.tinybird import TinybirdStandIn
 from tests.fixtures_slack import SLACK_TOKEN
+from tests.slackbot import SIGNING_SECRET
 
 UNIT = "text-pollinations.service"
 ALERTS = "C0ALERTS"
@@ -77,9 +79,11 @@ class Dynos:
     started: list[Watch] = field(default_factory=list)
     readers: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self) -> Watch:
+    async def start(self, *command: str, **env: str) -> Watch:
+        """`usage-bot -v watch`, or another sub-command with more settings."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "-v", "watch", env=self.env,
+            sys.executable, "-m", "bot", "-v", *(command or ["watch"]),
+            env={**self.env, **env},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         watch = Watch(process)
@@ -193,3 +197,38 @@ async def test_two_watch_processes_evaluate_one_at_a_time_and_alert_once(
     (upload,) = slack_api.uploads.values()
     assert upload.completed and upload.channel_id == ALERTS
     assert upload.thread_ts is not None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_serve_with_the_watch_gives_the_lease_up_on_sigterm(
+    dynos: Dynos, slack_api: SlackApiStandIn
+) -> None:
+    """`serve` with WATCH_IN_SERVE stopped by SIGTERM lets a watch process take
+    over at its next interval, not when the one-minute lease would lapse."""
+    web = await dynos.start(
+        "serve", "--host", "127.0.0.1",
+        WATCH_IN_SERVE="true", SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        PORT=str(free_port()),
+    )  # fmt: skip
+    await dynos.until(lambda: web.count("watch evaluated") >= 2)
+    worker = await dynos.start()
+    await dynos.until(lambda: worker.count("watch skipped") >= 1)
+
+    stopped_at = asyncio.get_running_loop().time()
+    web_status = await dynos.stop(web)
+    await dynos.until(lambda: len(worker.evaluations()) >= 1)
+    took_over = asyncio.get_running_loop().time() - stopped_at
+    worker_status = await dynos.stop(worker)
+
+    assert web_status == 0
+    assert any(" serve stopped " in line for line in web.lines)
+    assert took_over < 30
+    assert "posted=['alert:claude-large']" in web.evaluations()[0]
+    assert all("posted=[]" in line for line in worker.evaluations())
+    assert worker_status == 0
+    assert len(slack_api.calls_to("chat.postMessage")) == 1

@@ -45,9 +45,14 @@ def draw_in_processes(workers: int = DRAWING_PROCESSES) -> None:
     )
     # The pool starts a worker only when no other is free: each warm-up job keeps
     # its worker busy for a moment, so that all of them start now, not under load.
-    concurrent.futures.wait(
-        [_processes.submit(time.sleep, 0.2) for _ in range(workers)]
-    )
+    concurrent.futures.wait([_processes.submit(_warm_up) for _ in range(workers)])
+
+
+def _warm_up() -> None:
+    """In a worker: load matplotlib now, so that the first chart is not slow."""
+    import bot.render.plots  # noqa: F401
+
+    time.sleep(0.2)
 
 
 def _exit_with_parent() -> None:

@@ -82,14 +82,15 @@ async def watch_forever(
 
 
 def start_in_background(
-    client: AsyncWebClient, services: Services
+    client: AsyncWebClient, services: Services, stop: asyncio.Event | None = None
 ) -> asyncio.Task[None]:
-    """The watch as a task of the running `serve` loop (WATCH_IN_SERVE)."""
+    """The watch as a task of the running `serve` loop (WATCH_IN_SERVE), until
+    `stop` is set or the task is cancelled; either way the lease is given up."""
     watcher = Watcher(services, client)
 
     async def run() -> None:
         try:
-            await watch_forever(watcher, services.settings.watch_interval)
+            await watch_forever(watcher, services.settings.watch_interval, stop)
         finally:
             await watcher.close()
 
