@@ -139,6 +139,53 @@ async def test_coverage_logs_reports_what_the_journal_holds(
     assert doc["errors"] == []
 
 
+async def test_coverage_logs_with_the_gateway_down_still_shows_the_journal(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """A partial answer: the journal's figures, no verdict, and the failed source."""
+    gateway.fail_next(500, times=10, error="backend exploded")
+
+    status, doc, _ = await cli(host, gateway, "coverage", "logs", "1h")
+
+    assert status == 1
+    models = {m["provider_model_id"]: m for m in doc["models"]}
+    assert set(models) == {OPUS, NOVA}
+    assert models[OPUS]["logs"] == {
+        "invocations": 50,
+        "input_tokens": 290_000,
+        "output_tokens": 17_000,
+    }
+    assert models[NOVA]["logs"] == {
+        "invocations": 10,
+        "input_tokens": 500,
+        "output_tokens": 50,
+    }
+    assert [m["gateway"] for m in models.values()] == [None, None]
+    assert [m["verdict"] for m in models.values()] == ["no-data", "no-data"]
+    assert [e["source"] for e in doc["errors"]] == ["tinybird"]
+
+
+async def test_coverage_logs_with_the_host_down_still_shows_the_gateway(
+    host: SshStandin, gateway: TinybirdStandIn
+) -> None:
+    """The gateway's figures stand alone when no journal host answers."""
+    status, doc, _ = await cli(
+        host, gateway, "coverage", "logs", "1h", hosts="usage-bot@127.0.0.1:9"
+    )
+
+    assert status == 1
+    models = {m["provider_model_id"]: m for m in doc["models"]}
+    assert models[OPUS]["gateway"] == {
+        "invocations": 20,
+        "input_tokens": 20_000,
+        "output_tokens": 2_000,
+    }
+    assert models[OPUS]["logs"] is None
+    assert models[OPUS]["verdict"] == "no-data"
+    assert models[NOVA]["gateway"]["invocations"] == 10
+    assert doc["errors"][0]["source"] == "127.0.0.1:9"
+
+
 async def test_ipcheck_puts_the_attacker_on_top(
     host: SshStandin, gateway: TinybirdStandIn
 ) -> None:

@@ -16,6 +16,8 @@ class LogsVerdict(StrEnum):
     CONSISTENT = "consistent"
     GATEWAY_MISSING_EVENTS = "gateway-missing-events"
     GATEWAY_EXTRA_EVENTS = "gateway-extra-events"
+    # One side did not answer: what the other counted is shown, not judged.
+    NO_DATA = "no-data"
 
 
 @dataclass(frozen=True)
@@ -23,18 +25,35 @@ class LogsComparison:
     """One model's calls and tokens as the journal and the gateway counted them."""
 
     model_id: str
-    logs: Counts
-    gateway: Counts
+    logs: Counts | None
+    gateway: Counts | None
     ratio: float | None
     verdict: LogsVerdict
 
 
 def compare_logs_with_gateway(
-    logs: dict[str, Counts],
-    gateway: dict[str, Counts],
+    logs: dict[str, Counts] | None,
+    gateway: dict[str, Counts] | None,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> list[LogsComparison]:
-    """Per model, gateway/logs for calls and input tokens, judged within tolerance."""
+    """Per model, gateway/logs for calls and input tokens, judged within tolerance.
+
+    A side that did not answer is None: the other side's figures are still listed,
+    each with the verdict `no-data`.
+    """
+    if logs is None or gateway is None:
+        known = logs if logs is not None else gateway or {}
+        return [
+            LogsComparison(
+                model_id,
+                None if logs is None else counts,
+                None if gateway is None else counts,
+                None,
+                LogsVerdict.NO_DATA,
+            )
+            for model_id, counts in sorted(known.items())
+        ]
+
     comparisons = []
     for model_id in sorted(logs.keys() | gateway.keys()):
         logged = logs.get(model_id, Counts())

@@ -72,10 +72,8 @@ async def run_logs(request: LogsRequest, services: Services) -> LogsReport:
         await _add_uncatalogued(
             logs, logged, model_ids, services.gateway, window, failures
         )
-    comparisons = (
-        compare_logs_with_gateway(logs, logged, settings.coverage.logs_tolerance)
-        if logs is not None and logged is not None
-        else []
+    comparisons = compare_logs_with_gateway(
+        logs, logged, settings.coverage.logs_tolerance
     )
     return LogsReport(
         window=window,

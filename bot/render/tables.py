@@ -118,6 +118,14 @@ def _counts_cell(counts: Counts | None) -> str:
     return "n/a" if counts is None else numbers.count(counts.invocations)
 
 
+def _tokens_cell(counts: Counts | None) -> str:
+    return "n/a" if counts is None else numbers.compact(counts.input_tokens)
+
+
+def _calls(counts: Counts | None) -> int:
+    return 0 if counts is None else counts.invocations
+
+
 def coverage_table(report: CoverageReport) -> Table:
     """`/coverage`: billed against logged per model, worst first."""
     rows = []
@@ -184,21 +192,22 @@ def logs_table(report: LogsReport, catalog: Catalog) -> Table:
         LogsVerdict.GATEWAY_MISSING_EVENTS,
         LogsVerdict.GATEWAY_EXTRA_EVENTS,
         LogsVerdict.CONSISTENT,
+        LogsVerdict.NO_DATA,
     ]
     ranked = sorted(
         report.models,
-        key=lambda i: (order.index(i.verdict), -i.logs.invocations),
+        key=lambda i: (order.index(i.verdict), -_calls(i.logs or i.gateway)),
     )
     for item in ranked:
         spec = catalog.by_provider_id("bedrock", item.model_id)
         rows.append(
             [
                 spec.name if spec else f"unknown: {item.model_id}",
-                numbers.count(item.logs.invocations),
-                numbers.count(item.gateway.invocations),
+                _counts_cell(item.logs),
+                _counts_cell(item.gateway),
                 numbers.share(item.ratio),
-                numbers.compact(item.logs.input_tokens),
-                numbers.compact(item.gateway.input_tokens),
+                _tokens_cell(item.logs),
+                _tokens_cell(item.gateway),
                 item.verdict.value,
             ]
         )
@@ -206,7 +215,7 @@ def logs_table(report: LogsReport, catalog: Catalog) -> Table:
     notes = [
         f"{verdict.value}: {LOGS_VERDICT_MEANING[verdict]}"
         for verdict in dict.fromkeys(item.verdict for item in report.models)
-        if verdict is not LogsVerdict.CONSISTENT
+        if verdict not in (LogsVerdict.CONSISTENT, LogsVerdict.NO_DATA)
     ]
     notes += _host_notes(report.hosts)
     return Table(
