@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -22,13 +21,14 @@ from bot.services import Services, build_services
 from bot.slack.app import build_app
 from bot.slack.server import start_http
 from bot.sources.records import Counts
+from bot.standins import slack_requests
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.github import GitHubStandIn
 from bot.standins.slack_api import SlackApiStandIn, SlackCall
 from bot.standins.ssh import SshStandin, format_ip_log, write_journal
 from bot.standins.tinybird import GatewayEvent, TinybirdStandIn
 from bot.store import Store
-from tests.slackbot import BOT_TOKEN, CHANNEL, SIGNING_SECRET, signature
+from tests.slackbot import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 
 START = datetime(2026, 12, 3, 21, 30, tzinfo=UTC)
 ADMIN, OTHER, INTRUDER = "UADMIN", "UOTHER", "UINTRUDER"
@@ -94,51 +94,35 @@ class Chat:
         return await self.services.store()
 
     async def signed(self, form: dict[str, str]) -> httpx.Response:
-        body = urlencode(form).encode()
-        stamp = int(datetime.now(UTC).timestamp())
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": str(stamp),
-            "X-Slack-Signature": signature(body, stamp),
-        }
-        return await self.http.post(self.url, content=body, headers=headers)
+        return await slack_requests.post_signed(
+            self.http, self.url, form, SIGNING_SECRET
+        )
 
     async def command(self, text: str = "", user: str = ADMIN) -> httpx.Response:
         number = next(self.numbers)
         return await self.signed(
-            {
-                "command": "/rotate-checklist",
-                "text": text,
-                "user_id": user,
-                "channel_id": CHANNEL,
-                "team_id": "T0STANDIN",
-                "response_url": self.slack.response_url(f"r{number}"),
-                "trigger_id": f"trigger-{number}",
-            }
+            slack_requests.slash_command(
+                "rotate-checklist",
+                text,
+                user=user,
+                channel=CHANNEL,
+                response_url=self.slack.response_url(f"r{number}"),
+                trigger_id=f"trigger-{number}",
+            )
         )
 
     def click_payload(self, action_id: str, value: str, user: str = ADMIN) -> str:
         """A block_actions payload as Slack sends it, with a fresh action_ts."""
         number = next(self.numbers)
-        return json.dumps(
-            {
-                "type": "block_actions",
-                "user": {"id": user, "username": user.lower()},
-                "team": {"id": "T0STANDIN"},
-                "channel": {"id": CHANNEL},
-                "container": {"type": "message", "channel_id": CHANNEL},
-                "trigger_id": f"trigger-{number}",
-                "actions": [
-                    {
-                        "action_id": action_id,
-                        "block_id": "b",
-                        "value": value,
-                        "type": "button",
-                        "action_ts": f"{int(datetime.now(UTC).timestamp())}.{number}",
-                    }
-                ],
-            }
+        payload = slack_requests.click(
+            action_id,
+            value,
+            user=user,
+            channel=CHANNEL,
+            trigger_id=f"trigger-{number}",
+            action_ts=f"{int(datetime.now(UTC).timestamp())}.{number}",
         )
+        return json.dumps(payload)
 
     async def deliver(self, payload: str) -> httpx.Response:
         return await self.signed({"payload": payload})
@@ -152,29 +136,13 @@ class Chat:
         self, new: str, old: str, metadata: str = "1:8", user: str = ADMIN
     ) -> httpx.Response:
         """The prefix dialog, submitted."""
-        number = next(self.numbers)
-
-        def typed(block: str, value: str) -> dict[str, Any]:
-            return {block: {"type": "plain_text_input", "value": value}}
-
-        payload = {
-            "type": "view_submission",
-            "user": {"id": user},
-            "team": {"id": "T0STANDIN"},
-            "view": {
-                "id": f"V{number}",
-                "type": "modal",
-                "callback_id": "rotation_prefix_check",
-                "private_metadata": metadata,
-                "state": {
-                    "values": {
-                        "new_prefix": typed("new_prefix", new),
-                        "old_prefix": typed("old_prefix", old),
-                    }
-                },
-            },
+        view = {
+            "id": f"V{next(self.numbers)}",
+            "type": "modal",
+            "private_metadata": metadata,
         }
-        return await self.deliver(json.dumps(payload))
+        payload = slack_requests.prefix_submission(view, new, old, user=user)
+        return await self.signed(slack_requests.payload_form(payload))
 
 
 @dataclass

@@ -1,14 +1,9 @@
 """Driving the real Bolt app over HTTP with signed requests, as Slack does."""
 
-import hashlib
-import hmac
-import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -16,17 +11,13 @@ from bot.config import Settings
 from bot.services import Services, build_services
 from bot.slack.app import build_app
 from bot.slack.server import start_http
+from bot.standins import slack_requests
 from bot.standins.slack_api import SlackApiStandIn
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 ADMIN = "UADMIN"
 CHANNEL = "CINCIDENT"
-
-
-def signature(body: bytes, timestamp: int, secret: str = SIGNING_SECRET) -> str:
-    base = b"v0:" + str(timestamp).encode() + b":" + body
-    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -43,54 +34,24 @@ class RunningBot:
     ) -> httpx.Response:
         return await self.http.post(self.url, content=body, headers=headers or {})
 
-    async def signed(
-        self, form: dict[str, str], at: int | None = None
-    ) -> httpx.Response:
-        body = urlencode(form).encode()
-        stamp = int(time.time()) if at is None else at
-        return await self.post(
-            body,
-            {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": str(stamp),
-                "X-Slack-Signature": signature(body, stamp),
-            },
+    async def signed(self, form: dict[str, str]) -> httpx.Response:
+        return await slack_requests.post_signed(
+            self.http, self.url, form, SIGNING_SECRET
         )
 
     async def command(
         self, name: str, text: str = "", user: str = ADMIN, response_id: str = "r1"
     ) -> httpx.Response:
         return await self.signed(
-            {
-                "command": f"/{name}",
-                "text": text,
-                "user_id": user,
-                "user_name": user.lower(),
-                "channel_id": CHANNEL,
-                "team_id": "T0STANDIN",
-                "response_url": self.slack.response_url(response_id),
-                "trigger_id": "trigger-1",
-            }
+            slack_requests.slash_command(
+                name,
+                text,
+                user=user,
+                channel=CHANNEL,
+                response_url=self.slack.response_url(response_id),
+                trigger_id="trigger-1",
+            )
         )
-
-    async def click(
-        self, action_id: str, value: str, user: str = ADMIN, ts: str = "1.0"
-    ) -> httpx.Response:
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "user": {"id": user, "username": user.lower()},
-            "team": {"id": "T0STANDIN"},
-            "channel": {"id": CHANNEL},
-            "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
-            "message": {"ts": ts},
-            "trigger_id": "trigger-2",
-            "response_url": self.slack.response_url("click"),
-            "actions": [
-                {"action_id": action_id, "block_id": "b", "value": value,
-                 "type": "button", "action_ts": str(time.time())}
-            ],
-        }  # fmt: skip
-        return await self.signed({"payload": json.dumps(payload)})
 
 
 @asynccontextmanager

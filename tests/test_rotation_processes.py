@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from bot.sources.records import Counts
+from bot.standins import slack_requests
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.github import GitHubStandIn
 from bot.standins.slack_api import SlackApiStandIn, SlackCall
@@ -46,7 +46,7 @@ from tests.fixtures_rotation import (
     SONNET,
     UNIT,
 )
-from tests.slackbot import BOT_TOKEN, CHANNEL, SIGNING_SECRET, signature
+from tests.slackbot import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 
 START_TIMEOUT_SECONDS = 60
 # Generous: the bots are separate processes on a machine that may be busy.
@@ -122,14 +122,9 @@ class Fleet:
         return bot
 
     async def _signed(self, bot: BotProcess, form: dict[str, str]) -> httpx.Response:
-        body = urlencode(form).encode()
-        stamp = int(datetime.now(UTC).timestamp())
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": str(stamp),
-            "X-Slack-Signature": signature(body, stamp),
-        }
-        response = await self.http.post(bot.url, content=body, headers=headers)
+        response = await slack_requests.post_signed(
+            self.http, bot.url, form, SIGNING_SECRET
+        )
         assert response.status_code == 200, response.text
         return response
 
@@ -137,42 +132,25 @@ class Fleet:
         self, bot: BotProcess, text: str, user: str = ADMIN
     ) -> httpx.Response:
         self.number += 1
-        form = {
-            "command": "/rotate-checklist",
-            "text": text,
-            "user_id": user,
-            "channel_id": CHANNEL,
-            "team_id": "T0STANDIN",
-            "response_url": self.slack.response_url(f"r{self.number}"),
-            "trigger_id": f"trigger-{self.number}",
-        }
+        form = slack_requests.slash_command(
+            "rotate-checklist",
+            text,
+            user=user,
+            channel=CHANNEL,
+            response_url=self.slack.response_url(f"r{self.number}"),
+            trigger_id=f"trigger-{self.number}",
+        )
         return await self._signed(bot, form)
 
-    def payload(self, action_id: str, value: str, user: str = ADMIN) -> str:
+    def payload(self, action_id: str, value: str, user: str = ADMIN) -> dict[str, Any]:
         self.number += 1
-        stamp = f"{datetime.now(UTC).timestamp():.6f}"
-        return json.dumps(
-            {
-                "type": "block_actions",
-                "user": {"id": user},
-                "team": {"id": "T0STANDIN"},
-                "channel": {"id": CHANNEL},
-                "container": {
-                    "type": "message",
-                    "channel_id": CHANNEL,
-                    "message_ts": self._checklist_ts(),
-                },
-                "trigger_id": f"trigger-{self.number}",
-                "actions": [
-                    {
-                        "action_id": action_id,
-                        "block_id": "b",
-                        "value": value,
-                        "type": "button",
-                        "action_ts": stamp,
-                    }
-                ],
-            }
+        return slack_requests.click(
+            action_id,
+            value,
+            user=user,
+            channel=CHANNEL,
+            trigger_id=f"trigger-{self.number}",
+            message_ts=self._checklist_ts(),
         )
 
     def _checklist_ts(self) -> str | None:
@@ -180,8 +158,8 @@ class Fleet:
         posted = [m for m in self.slack.messages_in(CHANNEL) if "thread_ts" not in m]
         return str(posted[-1]["ts"]) if posted else None
 
-    async def deliver(self, bot: BotProcess, payload: str) -> None:
-        await self._signed(bot, {"payload": payload})
+    async def deliver(self, bot: BotProcess, payload: dict[str, Any]) -> None:
+        await self._signed(bot, slack_requests.payload_form(payload))
 
     async def click(
         self, bot: BotProcess, action_id: str, value: str, user: str = ADMIN

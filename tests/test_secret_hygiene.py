@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -30,6 +29,7 @@ from bot.logs import KeyValueFormatter
 from bot.services import build_services
 from bot.slack.app import build_app
 from bot.slack.server import start_http
+from bot.standins import slack_requests
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.github import GitHubStandIn
 from bot.standins.slack_api import SlackApiStandIn
@@ -37,7 +37,7 @@ from bot.standins.ssh import FakeFile, SshStandin, format_ip_log, write_journal
 from bot.standins.tinybird import TinybirdStandIn
 from bot.store import Store
 from bot.store.models import Base
-from tests.slackbot import CHANNEL, signature
+from tests.slackbot import CHANNEL
 from tests.test_rotation_processes import coverage_at_baseline_now
 from tests.test_service_logs import ATTACKER, UNIT, journal
 
@@ -170,15 +170,8 @@ class Person:
         self._number = 0
 
     async def _send(self, form: dict[str, str]) -> httpx.Response:
-        body = urlencode(form).encode()
-        stamp = int(datetime.now(UTC).timestamp())
         secret = SECRETS["SLACK_SIGNING_SECRET"]
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": str(stamp),
-            "X-Slack-Signature": signature(body, stamp, secret),
-        }
-        response = await self._http.post(self._url, content=body, headers=headers)
+        response = await slack_requests.post_signed(self._http, self._url, form, secret)
         assert response.status_code == 200, response.text
         return response
 
@@ -189,64 +182,29 @@ class Person:
     async def command(self, name: str, text: str, user: str = ADMIN) -> str:
         number = self._next()
         response = await self._send(
-            {
-                "command": f"/{name}",
-                "text": text,
-                "user_id": user,
-                "channel_id": CHANNEL,
-                "team_id": "T0STANDIN",
-                "response_url": self._slack.response_url(f"r{number}"),
-                "trigger_id": f"trigger-{number}",
-            }
+            slack_requests.slash_command(
+                name,
+                text,
+                user=user,
+                channel=CHANNEL,
+                response_url=self._slack.response_url(f"r{number}"),
+                trigger_id=f"trigger-{number}",
+            )
         )
         return response.text
 
     async def click(self, action_id: str, value: str, user: str = ADMIN) -> str:
         number = self._next()
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": "T0STANDIN"},
-            "channel": {"id": CHANNEL},
-            "container": {"type": "message", "channel_id": CHANNEL},
-            "trigger_id": f"trigger-{number}",
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": "b",
-                    "value": value,
-                    "type": "button",
-                    "action_ts": f"{datetime.now(UTC).timestamp():.6f}",
-                }
-            ],
-        }
-        response = await self._send({"payload": json.dumps(payload)})
+        payload = slack_requests.click(
+            action_id, value, user=user, channel=CHANNEL, trigger_id=f"trigger-{number}"
+        )
+        response = await self._send(slack_requests.payload_form(payload))
         return response.text
 
     async def submit_prefixes(self, new: str, old: str) -> str:
-        number = self._next()
-
-        def typed(block: str, value: str) -> dict[str, Any]:
-            return {block: {"type": "plain_text_input", "value": value}}
-
-        payload = {
-            "type": "view_submission",
-            "user": {"id": ADMIN},
-            "team": {"id": "T0STANDIN"},
-            "view": {
-                "id": f"V{number}",
-                "type": "modal",
-                "callback_id": "rotation_prefix_check",
-                "private_metadata": "1:8",
-                "state": {
-                    "values": {
-                        "new_prefix": typed("new_prefix", new),
-                        "old_prefix": typed("old_prefix", old),
-                    }
-                },
-            },
-        }
-        response = await self._send({"payload": json.dumps(payload)})
+        view = {"id": f"V{self._next()}", "type": "modal", "private_metadata": "1:8"}
+        payload = slack_requests.prefix_submission(view, new, old, user=ADMIN)
+        response = await self._send(slack_requests.payload_form(payload))
         return response.text
 
 

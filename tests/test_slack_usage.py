@@ -10,7 +10,8 @@ import time_machine
 from bot.sources.records import Counts
 from bot.standins.cloudwatch import CloudWatchStandin
 from bot.standins.slack_api import SlackApiStandIn
-from tests.slackbot import BOT_TOKEN, CHANNEL, RunningBot, running_bot, signature
+from bot.standins.slack_requests import signature
+from tests.slackbot import BOT_TOKEN, CHANNEL, SIGNING_SECRET, RunningBot, running_bot
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 OPUS = "global.anthropic.claude-opus-4-5-20251101-v1:0"
@@ -138,8 +139,8 @@ async def test_unsigned_or_badly_signed_requests_are_refused(
     values = {
         "now": str(now),
         "stale": str(stale),
-        "stale_sig": signature(body, stale),
-        "other_secret": signature(body, now, secret="not-the-secret"),
+        "stale_sig": signature(body, stale, SIGNING_SECRET),
+        "other_secret": signature(body, now, "not-the-secret"),
     }
     filled = {k: v.format(**values) for k, v in headers.items()}
 

@@ -8,25 +8,21 @@ SSH host's `.env` and its IP logs, and the coverage of the expensive models. Eve
 message the bot sends is printed as it comes, then the audit log.
 """
 
-import hashlib
-import hmac
-import json
 import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
 from bot.cli.rotations import rotation_report
 from bot.config import Settings
-from bot.render.rotation_blocks import NEW_PREFIX_BLOCK, OLD_PREFIX_BLOCK, PREFIX_VIEW
 from bot.rotation.service import RotationService
 from bot.slack.app import build_app
 from bot.slack.server import EVENTS_PATH, start_http
+from bot.standins import slack_requests
 from bot.standins.github import GitHubStandIn
 from bot.standins.scenario import TOKEN_PREFIX, incident
 from bot.standins.slack_api import RESPONSE_URL_METHOD, SlackApiStandIn, SlackCall
@@ -46,7 +42,7 @@ class Channel:
 
     def __init__(self, slack: SlackApiStandIn, signing_secret: str) -> None:
         self.slack = slack
-        self._secret = signing_secret.encode()
+        self._secret = signing_secret
         self._http = httpx.AsyncClient(timeout=WAIT_SECONDS)
         self._url = ""
         self._number = 0
@@ -70,42 +66,26 @@ class Channel:
         self.begin()
         self._number += 1
         await self._send(
-            {
-                "command": "/rotate-checklist",
-                "text": text,
-                "user_id": user,
-                "channel_id": CHANNEL,
-                "team_id": "T0STANDIN",
-                "response_url": self.slack.response_url(f"r{self._number}"),
-                "trigger_id": f"trigger-{self._number}",
-            }
+            slack_requests.slash_command(
+                "rotate-checklist",
+                text,
+                user=user,
+                channel=CHANNEL,
+                response_url=self.slack.response_url(f"r{self._number}"),
+                trigger_id=f"trigger-{self._number}",
+            )
         )
 
-    def click_payload(self, user: str, action_id: str, value: str) -> str:
+    def click_payload(self, user: str, action_id: str, value: str) -> dict[str, Any]:
         """The block_actions payload of one click, to deliver once or more."""
         self._number += 1
-        return json.dumps(
-            {
-                "type": "block_actions",
-                "user": {"id": user},
-                "team": {"id": "T0STANDIN"},
-                "channel": {"id": CHANNEL},
-                "container": {
-                    "type": "message",
-                    "channel_id": CHANNEL,
-                    "message_ts": self._checklist_ts(),
-                },
-                "trigger_id": f"trigger-{self._number}",
-                "actions": [
-                    {
-                        "action_id": action_id,
-                        "block_id": "demo",
-                        "value": value,
-                        "type": "button",
-                        "action_ts": f"{datetime.now(UTC).timestamp():.6f}",
-                    }
-                ],
-            }
+        return slack_requests.click(
+            action_id,
+            value,
+            user=user,
+            channel=CHANNEL,
+            trigger_id=f"trigger-{self._number}",
+            message_ts=self._checklist_ts(),
         )
 
     def _checklist_ts(self) -> str | None:
@@ -113,9 +93,9 @@ class Channel:
         posted = [m for m in self.slack.messages_in(CHANNEL) if "thread_ts" not in m]
         return str(posted[-1]["ts"]) if posted else None
 
-    async def deliver(self, payload: str) -> None:
+    async def deliver(self, payload: dict[str, Any]) -> None:
         """Slack delivering `payload` (again, when it retries)."""
-        await self._send({"payload": payload})
+        await self._send(slack_requests.payload_form(payload))
 
     async def click(self, user: str, action_id: str, value: str) -> None:
         """`user` clicks button `action_id` whose value is `value`."""
@@ -125,18 +105,9 @@ class Channel:
     async def submit_prefixes(self, user: str, view: dict[str, Any]) -> None:
         """What Slack sends when `user` types both prefixes into the dialog."""
         self.begin()
-        values = {NEW_PREFIX_BLOCK: NEW_PREFIX, OLD_PREFIX_BLOCK: TOKEN_PREFIX}
-        state = {
-            block: {block: {"type": "plain_text_input", "value": typed}}
-            for block, typed in values.items()
-        }
-        payload = {
-            "type": "view_submission",
-            "user": {"id": user},
-            "team": {"id": "T0STANDIN"},
-            "view": {**view, "callback_id": PREFIX_VIEW, "state": {"values": state}},
-        }
-        await self._send({"payload": json.dumps(payload)})
+        await self.deliver(
+            slack_requests.prefix_submission(view, NEW_PREFIX, TOKEN_PREFIX, user=user)
+        )
 
     async def seen(self, method: str, more: int = 1) -> list[SlackCall]:
         """Wait until the bot has made `more` calls to `method` since `begin`."""
@@ -156,16 +127,9 @@ class Channel:
 
     async def _send(self, form: dict[str, str]) -> None:
         self.show()
-        body = urlencode(form).encode()
-        stamp = str(int(datetime.now(UTC).timestamp()))
-        base = b"v0:" + stamp.encode() + b":" + body
-        digest = hmac.new(self._secret, base, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": f"v0={digest}",
-        }
-        response = await self._http.post(self._url, content=body, headers=headers)
+        response = await slack_requests.post_signed(
+            self._http, self._url, form, self._secret
+        )
         response.raise_for_status()
         ack = response.json() if response.content else {}
         if ack.get("text"):
