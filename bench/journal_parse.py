@@ -159,14 +159,19 @@ def peak_memory(path: Path) -> int:
     return peak
 
 
+def standin_options(standin: SshStandin, timeout: float) -> SshOptions:
+    """The collector's options for the stand-in, with a bench-sized timeout."""
+    return SshOptions(
+        known_hosts=standin.known_hosts_path,
+        client_key=standin.client_key_path,
+        unit=UNIT,
+        command_timeout=timeout,
+    )
+
+
 async def ssh_bytes(workdir: Path, journal: Path) -> tuple[int, int, int, float]:
     async with SshStandin(workdir / "ssh", {UNIT: journal}) as standin:
-        options = SshOptions(
-            known_hosts=standin.known_hosts_path,
-            client_key=standin.client_key_path,
-            unit=UNIT,
-            command_timeout=300.0,
-        )
+        options = standin_options(standin, timeout=300.0)
         target = JournalTarget.parse(standin.target)
         started = time.perf_counter()
         result = await read_journal(
@@ -191,12 +196,7 @@ async def ssh_bytes(workdir: Path, journal: Path) -> tuple[int, int, int, float]
 async def ssh_peak(workdir: Path, journal: Path) -> tuple[int, int, float]:
     """Peak traced memory of one whole collection over SSH, the stand-in included."""
     async with SshStandin(workdir / f"ssh-{journal.stem}", {UNIT: journal}) as standin:
-        options = SshOptions(
-            known_hosts=standin.known_hosts_path,
-            client_key=standin.client_key_path,
-            unit=UNIT,
-            command_timeout=600.0,
-        )
+        options = standin_options(standin, timeout=600.0)
         target = JournalTarget.parse(standin.target)
         started = time.perf_counter()
         tracemalloc.start()

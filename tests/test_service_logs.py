@@ -35,6 +35,10 @@ ATTACKER = "203.0.113.77"
 # process, where time cannot be frozen.
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
+# What the journal and the gateway hold for Opus in the last hour, by hand.
+JOURNAL_OPUS = {"invocations": 50, "input_tokens": 290_000, "output_tokens": 17_000}
+GATEWAY_OPUS = {"invocations": 20, "input_tokens": 20_000, "output_tokens": 2_000}
+
 
 def at(minutes_ago: int, second: int = 0) -> datetime:
     return NOW - timedelta(minutes=minutes_ago) + timedelta(seconds=second)
@@ -122,16 +126,8 @@ async def test_coverage_logs_reports_what_the_journal_holds(
 
     assert status == 0
     models = {m["provider_model_id"]: m for m in doc["models"]}
-    assert models[OPUS]["logs"] == {
-        "invocations": 50,
-        "input_tokens": 290_000,
-        "output_tokens": 17_000,
-    }
-    assert models[OPUS]["gateway"] == {
-        "invocations": 20,
-        "input_tokens": 20_000,
-        "output_tokens": 2_000,
-    }
+    assert models[OPUS]["logs"] == JOURNAL_OPUS
+    assert models[OPUS]["gateway"] == GATEWAY_OPUS
     assert models[OPUS]["verdict"] == "gateway-missing-events"
     assert models[NOVA]["verdict"] == "consistent"
     (report,) = doc["hosts"]
@@ -150,11 +146,7 @@ async def test_coverage_logs_with_the_gateway_down_still_shows_the_journal(
     assert status == 1
     models = {m["provider_model_id"]: m for m in doc["models"]}
     assert set(models) == {OPUS, NOVA}
-    assert models[OPUS]["logs"] == {
-        "invocations": 50,
-        "input_tokens": 290_000,
-        "output_tokens": 17_000,
-    }
+    assert models[OPUS]["logs"] == JOURNAL_OPUS
     assert models[NOVA]["logs"] == {
         "invocations": 10,
         "input_tokens": 500,
@@ -175,11 +167,7 @@ async def test_coverage_logs_with_the_host_down_still_shows_the_gateway(
 
     assert status == 1
     models = {m["provider_model_id"]: m for m in doc["models"]}
-    assert models[OPUS]["gateway"] == {
-        "invocations": 20,
-        "input_tokens": 20_000,
-        "output_tokens": 2_000,
-    }
+    assert models[OPUS]["gateway"] == GATEWAY_OPUS
     assert models[OPUS]["logs"] is None
     assert models[OPUS]["verdict"] == "no-data"
     assert models[NOVA]["gateway"]["invocations"] == 10
